@@ -1,0 +1,28 @@
+"""The `wangjian` command line (see CONTRACT.md): each command in a module of its own."""
+
+from __future__ import annotations
+
+import typer
+
+from wangjian.cli import demo_cmd, init_cmd
+
+app = typer.Typer(
+    name="wangjian",
+    help="网剑 Wangjian — run a joint online-market enforcement campaign.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """网剑 Wangjian — run a joint online-market enforcement campaign."""
+
+
+init_cmd.register(app)
+demo_cmd.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,108 @@
+"""The escalation ladder: when each step of a deadline fires, and which steps a sweep sends.
+
+A working-day step fires at local midnight of its day (the 09:00 sweep of that day sends it);
+an hour step fires `offset` hours from the due instant. Steps due on or before the deadline
+(reminder, notice on the day) become pointless once it has passed, and only the latest of them
+is worth sending; escalations after it are each sent once, even when a sweep catches up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from wangjian.campaign.models import LadderStep, Unit
+from wangjian.domain.calendar import WorkCalendar
+from wangjian.domain.clock import local_midnight
+
+PRE_DEADLINE = frozenset({"reminder", "due_today"})
+
+
+@dataclass(frozen=True)
+class Firing:
+    index: int
+    step: LadderStep
+    fire_at: datetime
+
+
+def step_times(
+    ladder: list[LadderStep], due_on: date, due_at: datetime, calendar: WorkCalendar, tz: ZoneInfo
+) -> list[datetime]:
+    """When each step of the ladder fires for one deadline."""
+    times = []
+    for step in ladder:
+        if step.unit == Unit.HOURS:
+            times.append(due_at + timedelta(hours=step.offset))
+        elif step.unit == Unit.CALENDAR_DAYS:
+            times.append(local_midnight(due_on + timedelta(days=step.offset), tz))
+        else:
+            times.append(local_midnight(calendar.shift_working_days(due_on, step.offset), tz))
+    return times
+
+
+def bulk_step_times(
+    ladder: list[LadderStep],
+    due_on: pd.Series,
+    due_at: pd.Series,
+    calendar: WorkCalendar,
+    tz: ZoneInfo,
+) -> np.ndarray:
+    """Fire times (UTC, datetime64[ns]) of every step for many deadlines: shape (rows, steps)."""
+    ordinals = np.fromiter((d.toordinal() for d in due_on), dtype=np.int64, count=len(due_on))
+    due_at_utc = pd.to_datetime(due_at, utc=True).to_numpy(dtype="datetime64[ns]")
+    out = np.empty((len(due_on), len(ladder)), dtype="datetime64[ns]")
+    for j, step in enumerate(ladder):
+        if step.unit == Unit.HOURS:
+            out[:, j] = due_at_utc + np.timedelta64(step.offset, "h")
+            continue
+        if step.unit == Unit.CALENDAR_DAYS:
+            days = ordinals + step.offset
+        else:
+            days = calendar.shift_working_days_bulk(ordinals, step.offset)
+        out[:, j] = _local_midnights_utc(days, tz)
+    return out
+
+
+def _local_midnights_utc(ordinals: np.ndarray, tz: ZoneInfo) -> np.ndarray:
+    """Local midnight of each day (given as ordinals), as naive UTC datetime64[ns]."""
+    unique, inverse = np.unique(ordinals, return_inverse=True)
+    converted = np.array(
+        [
+            np.datetime64(
+                local_midnight(date.fromordinal(int(o)), tz).astimezone(UTC).replace(tzinfo=None),
+                "ns",
+            )
+            for o in unique
+        ],
+        dtype="datetime64[ns]",
+    )
+    return converted[inverse]
+
+
+def first_fire_at(
+    ladder: list[LadderStep], due_on: date, due_at: datetime, calendar: WorkCalendar, tz: ZoneInfo
+) -> datetime | None:
+    times = step_times(ladder, due_on, due_at, calendar, tz)
+    return times[0] if times else None
+
+
+def steps_to_send(
+    ladder: list[LadderStep],
+    fire_times: list[datetime],
+    next_step: int,
+    as_of: datetime,
+    due_at: datetime,
+) -> tuple[list[int], int]:
+    """Which steps a sweep at `as_of` sends, and the index of the next step still to come."""
+    ready = [i for i in range(next_step, len(ladder)) if fire_times[i] <= as_of]
+    if not ready:
+        return [], next_step
+    overdue = as_of > due_at
+    before = [i for i in ready if ladder[i].step in PRE_DEADLINE]
+    after = [i for i in ready if ladder[i].step not in PRE_DEADLINE]
+    send = [] if overdue or not before else [before[-1]]
+    return send + after, ready[-1] + 1

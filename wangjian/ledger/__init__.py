@@ -1,0 +1,1 @@
+"""The campaign ledger: database models, migrations and service functions."""

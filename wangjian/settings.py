@@ -1,0 +1,111 @@
+"""Process settings from the environment (and a `.env` file), one class per concern."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Placeholder secrets shipped for development; refused when WANGJIAN_ENV=production.
+DEV_SECRET = "dev-only-change-me"
+
+
+def _env_config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class SmtpSettings(BaseSettings):
+    """Where mail goes; without a host, mail is written to the local mailbox folder."""
+
+    model_config = _env_config("WANGJIAN_SMTP_")
+
+    host: str | None = None
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    tls: bool = False
+    timeout_seconds: float = 30.0
+    pool_size: int = Field(default=4, ge=1, le=32)
+    max_attempts: int = Field(default=8, ge=1)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+class PortalSettings(BaseSettings):
+    """The agency portal: link signing and the office's own sign-in."""
+
+    model_config = _env_config("WANGJIAN_PORTAL_")
+
+    base_url: str = "http://127.0.0.1:8765"
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    token_days: int = Field(default=45, ge=1)
+    office_user: str = "office"
+    office_password: SecretStr = SecretStr(DEV_SECRET)
+    upload_dir: Path = Path("var/uploads")
+    max_upload_mb: int = Field(default=20, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything a Wangjian process needs to know about its surroundings."""
+
+    model_config = _env_config("WANGJIAN_")
+
+    env: str = "development"
+    database_url: str = "sqlite:///wangjian.db"
+    config_dir: Path = Path("config")
+    mail_from: str | None = None
+    mailbox_dir: Path = Path("var/mailbox")
+    reports_dir: Path = Path("var/reports")
+    rejects_dir: Path = Path("var/rejects")
+    locale: str = "zh"
+
+    @cached_property
+    def smtp(self) -> SmtpSettings:
+        return SmtpSettings()
+
+    @cached_property
+    def portal(self) -> PortalSettings:
+        return PortalSettings()
+
+    @model_validator(mode="after")
+    def _resolve_config_dir(self) -> Settings:
+        # `config/` means the project's own folder when the working directory has none.
+        if not self.config_dir.is_absolute() and not self.config_dir.exists():
+            candidate = PROJECT_ROOT / self.config_dir
+            if candidate.exists():
+                self.config_dir = candidate
+        return self
+
+    def check_secrets(self) -> None:
+        """Refuse the development placeholders outside development."""
+        if self.env != "production":
+            return
+        placeholders = [
+            name
+            for name, value in (
+                ("WANGJIAN_PORTAL_SECRET_KEY", self.portal.secret_key),
+                ("WANGJIAN_PORTAL_OFFICE_PASSWORD", self.portal.office_password),
+            )
+            if value.get_secret_value() == DEV_SECRET
+        ]
+        if placeholders:
+            raise ValueError(f"placeholder secrets in production: {', '.join(placeholders)}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once at start-up (overrides are for tests and the demo)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def disable_prefect_analytics() -> None:
+    """Prefect sends telemetry by default; a government office's system must not."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
