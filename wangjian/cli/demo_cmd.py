@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def demo(
-    workdir: Path = typer.Option(Path("demo-output"), help="Where the demo keeps its database, mail and reports."),
+    workdir: Path = typer.Option(
+        Path("demo-output"), help="Where the demo keeps its database, mail and reports."
+    ),
 ) -> None:
     """Simulate a whole campaign in accelerated time on the embedded defaults."""
     from wangjian.bootstrap import build_app
@@ -36,7 +38,11 @@ def demo(
     campaign = app.config.campaign
     err.rule(f"[bold]{campaign.name}[/]")
     phases = Table("阶段 phase", "起 from", "止 to", title="工作步骤")
-    for name, label in (("mobilisation", "动员部署"), ("implementation", "组织实施"), ("summary", "总结")):
+    for name, label in (
+        ("mobilisation", "动员部署"),
+        ("implementation", "组织实施"),
+        ("summary", "总结"),
+    ):
         window = getattr(campaign.phases, name)
         phases.add_row(f"{label} {name}", str(window.start), str(window.end))
     err.print(phases)
