@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wangjian.cli import demo_cmd, init_cmd
+from wangjian.cli import demo_cmd, init_cmd, report_cmd
 
 app = typer.Typer(
     name="wangjian",
@@ -22,6 +22,7 @@ def _root() -> None:
 
 init_cmd.register(app)
 demo_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:
