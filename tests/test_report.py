@@ -204,3 +204,14 @@ def test_on_time_and_overdue_use_the_end_of_the_local_due_day(
         bool(row["outcome_on_time"]),
         bool(row["overdue_ack"]),
     ) == expected
+
+
+def test_an_empty_ledger_still_reports_every_member(app: App, tmp_path: Path) -> None:
+    report = build_report(
+        app, as_of=datetime(2021, 10, 21, 9, 0, tzinfo=TZ), out_dir=tmp_path / "r"
+    )
+    assert report.stats.leads == 0 and report.stats.on_time_rate is None
+    table = report.stats.tables["表2 成员单位办理情况"]
+    assert len(table) == len(app.config.agencies) + 1  # every member and the total
+    assert set(table["按期办结率"]) == {"—", ""}
+    assert all(path.exists() for path in report.files.values())

@@ -128,7 +128,11 @@ def _rate(numerator: pd.Series, denominator: pd.Series) -> float | None:
 
 
 def _outcome_columns(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    counts = pd.crosstab(frame[by], frame["disposition"]) if not frame.empty else pd.DataFrame()
+    counts = (
+        pd.crosstab(frame[by], frame["disposition"])
+        if not frame.empty
+        else pd.DataFrame(index=pd.Index([], name=by))
+    )
     for code in [*OUTCOMES, "pending"]:
         if code not in counts.columns:
             counts[code] = 0
@@ -175,7 +179,8 @@ def compute_statistics(frames: LedgerFrames, config: CampaignConfig) -> Campaign
     stats.transfers_out = len(transfers)
 
     stats.tables["表1 总体情况"] = _overview(stats, leads)
-    stats.tables["表2 成员单位办理情况"] = _by_agency(referrals, names)
+    members = [a.code for a in config.agencies_file.agencies]
+    stats.tables["表2 成员单位办理情况"] = _by_agency(referrals, names, members)
     stats.tables["表3 违法类别"] = _by_category(leads, referrals, category_names)
     stats.tables["表4 月度情况"] = _by_month(leads, referrals)
     stats.tables["表5 线索来源"] = _by_source(leads, referrals)
@@ -208,32 +213,31 @@ def _percent(value: object) -> str:
     return "—" if value is None else f"{float(value) * 100:.1f}%"  # type: ignore[arg-type]
 
 
-def _by_agency(referrals: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    grouped = referrals.groupby("agency_code")
-    table = (
-        pd.DataFrame(
-            {
-                "接收移送(件)": grouped.size(),
-                "已签收(件)": grouped["acknowledged"].sum(),
-                "按期签收(件)": grouped["ack_on_time"].sum(),
-                "应签收(件)": grouped["ack_counted"].sum(),
-                "已办结(件)": grouped["decided"].sum(),
-                "按期办结(件)": grouped["outcome_on_time"].sum(),
-                "应办结(件)": grouped["outcome_counted"].sum(),
-                "逾期未办(件)": grouped["overdue"].sum(),
-                "提级催办(件)": grouped["escalated"].sum(),
-                "挂牌督办(件)": grouped["listed"].sum(),
-            }
-        )
-        if not referrals.empty
-        else pd.DataFrame()
+def _by_agency(referrals: pd.DataFrame, names: dict[str, str], members: list[str]) -> pd.DataFrame:
+    """One row per member agency (all of them, in config order), with a total row."""
+    local = referrals[referrals["agency_code"].isin(members)]
+    grouped = local.groupby("agency_code")
+    counts = {
+        "接收移送(件)": grouped.size(),
+        "已签收(件)": grouped["acknowledged"].sum(),
+        "按期签收": grouped["ack_on_time"].sum(),
+        "应签收": grouped["ack_counted"].sum(),
+        "已办结(件)": grouped["decided"].sum(),
+        "按期办结": grouped["outcome_on_time"].sum(),
+        "应办结": grouped["outcome_counted"].sum(),
+        "逾期未办(件)": grouped["overdue"].sum(),
+        "提级催办(件)": grouped["escalated"].sum(),
+        "挂牌督办(件)": grouped["listed"].sum(),
+    }
+    table = pd.DataFrame(counts).reindex(members).fillna(0).astype(int)
+    table["按期签收率"] = (table["按期签收"] / table["应签收"].where(table["应签收"] > 0)).map(
+        _percent_or_dash
     )
-    if table.empty:
-        return pd.DataFrame(columns=["成员单位", "代码", "接收移送(件)"])
-    table["按期签收率"] = (table["按期签收(件)"] / table["应签收(件)"]).map(_percent_or_dash)
-    table["按期办结率"] = (table["按期办结(件)"] / table["应办结(件)"]).map(_percent_or_dash)
-    table = table.join(_outcome_columns(referrals, "agency_code"))
-    table = table.drop(columns=["按期签收(件)", "应签收(件)", "按期办结(件)", "应办结(件)"])
+    table["按期办结率"] = (table["按期办结"] / table["应办结"].where(table["应办结"] > 0)).map(
+        _percent_or_dash
+    )
+    table = table.join(_outcome_columns(local, "agency_code")).fillna(0)
+    table = table.drop(columns=["按期签收", "应签收", "按期办结", "应办结"])
     table.insert(0, "成员单位", [names.get(code, code) for code in table.index])
     table = table.reset_index(names="代码")
     return _with_total(table, label_column="成员单位", skip=("代码", "按期签收率", "按期办结率"))
