@@ -72,14 +72,21 @@ def running_server(home: Path) -> LocalServer | None:
     return server if _healthy(server.api_url) else None
 
 
-def start_server(home: Path, *, port: int | None = None, timeout: float = 120.0) -> LocalServer:
+def start_server(
+    home: Path,
+    *,
+    port: int | None = None,
+    timeout: float = 120.0,
+    tuning: dict[str, str] | None = None,
+) -> LocalServer:
     """Start `prefect server start` in the background with our tuning; wait until healthy."""
     existing = running_server(home)
     if existing:
         return existing
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = {**os.environ, **SERVER_TUNING, "PREFECT_HOME": str(home.resolve())}
+    settings = SERVER_TUNING if tuning is None else tuning
+    env = {**os.environ, **settings, "PREFECT_HOME": str(home.resolve())}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("ab")
     process = subprocess.Popen(
