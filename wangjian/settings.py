@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     mailbox_dir: Path = Path("var/mailbox")
     reports_dir: Path = Path("var/reports")
     rejects_dir: Path = Path("var/rejects")
+    prefect_home: Path = Path("var/prefect")
     locale: str = "zh"
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wangjian.cli import demo_cmd, init_cmd
+from wangjian.cli import demo_cmd, init_cmd, report_cmd, server_cmd
 
 app = typer.Typer(
     name="wangjian",
@@ -18,10 +18,18 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """网剑 Wangjian — run a joint online-market enforcement campaign."""
+    from wangjian.orchestration import connect
+    from wangjian.settings import disable_prefect_analytics, load_settings
+
+    disable_prefect_analytics()
+    # Report flow runs to the local server (`wangjian server start`) when one is up.
+    connect(load_settings().prefect_home)
 
 
 init_cmd.register(app)
 demo_cmd.register(app)
+report_cmd.register(app)
+server_cmd.register(app)
 
 
 def main() -> None:

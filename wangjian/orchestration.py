@@ -1,0 +1,157 @@
+"""The Prefect side of the house: which API the commands report to, and a local server to run.
+
+Commands report their flow runs to `PREFECT_API_URL` when it is set. Otherwise, when a local
+server started by `wangjian server start` (or the demo) is up, they use it — the UI then shows
+everything; failing both, Prefect starts a temporary server for the one command (~10 s here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+# Server settings measured on this 2-core machine (bench/prefect_recorder_bench.py): the task-run
+# recorder's default batch of 1 lets the UI lag ~35 s behind 1,000 tasks; batches of 200 keep it
+# within about a second.
+SERVER_TUNING = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    url: str
+    pid: int
+    home: Path
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+
+def state_file(home: Path) -> Path:
+    return home / "server.json"
+
+
+def _healthy(api_url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (URLError, OSError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def running_server(home: Path) -> LocalServer | None:
+    """The local server recorded under `home`, if it is up."""
+    path = state_file(home)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        server = LocalServer(url=data["url"], pid=int(data["pid"]), home=home)
+    except (ValueError, KeyError):
+        return None
+    return server if _healthy(server.api_url) else None
+
+
+def start_server(
+    home: Path,
+    *,
+    port: int | None = None,
+    timeout: float = 120.0,
+    tuning: dict[str, str] | None = None,
+) -> LocalServer:
+    """Start `prefect server start` in the background with our tuning; wait until healthy."""
+    existing = running_server(home)
+    if existing:
+        return existing
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    settings = SERVER_TUNING if tuning is None else tuning
+    env = {**os.environ, **settings, "PREFECT_HOME": str(home.resolve())}
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = LocalServer(url=f"http://127.0.0.1:{port}", pid=process.pid, home=home)
+    deadline = time.monotonic() + timeout
+    while not _healthy(server.api_url):
+        if process.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited; see {home / 'server.log'}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the Prefect server did not start in {timeout:.0f} s")
+        time.sleep(0.3)
+    state_file(home).write_text(json.dumps({"url": server.url, "pid": server.pid}))
+    return server
+
+
+def stop_server(home: Path) -> bool:
+    """Stop the local server recorded under `home`; True if one was running."""
+    path = state_file(home)
+    if not path.exists():
+        return False
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+    except (ValueError, KeyError):
+        path.unlink(missing_ok=True)
+        return False
+    path.unlink(missing_ok=True)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(50):
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def connect(home: Path) -> str | None:
+    """Point this process's Prefect client at the local server, unless an API is already set.
+
+    Must run before `prefect` reads its settings (i.e. before the first flow call)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    server = running_server(home)
+    if server is None:
+        return None
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server.api_url

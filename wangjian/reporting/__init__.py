@@ -1,0 +1,1 @@
+"""The campaign's statistics (pandas over the ledger) and its report files (XLSX, HTML, Markdown)."""
