@@ -509,7 +509,11 @@ def _checked_case(session: Session, case: TypicalCaseInput, agency_code: str) ->
     if case.referral_id is not None:
         owner = session.scalar(select(Referral.agency_code).where(Referral.id == case.referral_id))
         if owner != agency_code:
-            raise NotFound(f"未找到移送编号{case.referral_id}", f"no referral {case.referral_id}")
+            raise Refused(
+                f"典型案例“{title}”关联的移送编号{case.referral_id}不属于本单位",
+                f"typical case '{title}': referral {case.referral_id} is not one of yours",
+                column="case_referral",
+            )
     number = _clean(case.case_number, 100, "case_number", "案件编号", "case number")
     return TypicalCaseInput(title, number, case.referral_id, case.penalty_decision)
 
