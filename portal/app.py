@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import agency_routes, office_routes
-from portal.i18n import pick
+from portal.i18n import language_of, pick
 from portal.security import (
     SESSION_COOKIE,
     BodyLimit,
@@ -92,8 +92,6 @@ def create_app(app: App, *, now: Callable[[], datetime] | None = None) -> FastAP
 
 
 def _error_page(request: Request, status: int, message: tuple[str, str]) -> Response:
-    from portal.i18n import language_of
-
     return render(
         request,
         "error.html",
