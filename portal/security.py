@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -241,3 +244,27 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class RedactLinkTokens(logging.Filter):
+    """Access logs must not hold agencies' link tokens: `/a/<token>/…` is logged as `/a/…/…`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub("/a/…/", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+_TOKEN_IN_PATH = re.compile(r"/a/[^/?\s]+/")
+
+
+def access_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with the token filter on its access log."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_link_tokens"] = {"()": RedactLinkTokens}
+    config["handlers"]["access"]["filters"] = ["redact_link_tokens"]
+    return config

@@ -402,3 +402,22 @@ def test_public_routes_show_no_campaign_data(sqlite_app: App, path: str) -> None
     _world(app)
     response = portal_client(app).get(path)
     assert response.status_code == 200 and SECRET not in response.text
+
+
+def test_access_logs_do_not_keep_link_tokens() -> None:
+    import logging
+
+    from portal.security import RedactLinkTokens, access_log_config
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/a/eyJwIjoic2FtciJ9.abc.def/referrals/3", "1.1", 200),
+        None,
+    )
+    assert RedactLinkTokens().filter(record)
+    assert "eyJ" not in record.getMessage() and "/a/…/referrals/3" in record.getMessage()
+    assert access_log_config()["handlers"]["access"]["filters"] == ["redact_link_tokens"]

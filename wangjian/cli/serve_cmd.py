@@ -20,6 +20,7 @@ def serve(
     import uvicorn
 
     from portal import create_app
+    from portal.security import access_log_config
 
     app = app_from_environment()
     try:
@@ -32,4 +33,11 @@ def serve(
     )
     # proxy_headers: behind a reverse proxy the client's address (for the event trail) comes
     # from X-Forwarded-For, trusted only from the proxies uvicorn is told about.
-    uvicorn.run(create_app(app), host=host, port=port, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        create_app(app),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        log_level="info",
+        log_config=access_log_config(),
+    )
