@@ -309,7 +309,7 @@ def _apply_row(
         "acknowledge": lambda: acknowledge_referral(**common),
         "outcome": lambda: report_outcome(
             **common,
-            outcome=values.get("outcome", ""),
+            outcome=values.get("outcome", "").lower(),
             case_number=values.get("case_number") or None,
             decided_on=decided_on,
             note=note,

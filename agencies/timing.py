@@ -68,7 +68,7 @@ def outcome_due(app: App, referral: Referral, *, listed_operator: bool = False) 
 
 
 def fixed_due(app: App, referral: Referral, due_on: date) -> DueDate:
-    """A due date the office set by hand: no count to explain, only the day itself."""
+    """A due date fixed when the referral was made or moved by hand: only the day itself."""
     start: datetime = referral.received_at.astimezone(app.tz)
     return DueDate(
         due_on=due_on,
@@ -76,5 +76,5 @@ def fixed_due(app: App, referral: Referral, due_on: date) -> DueDate:
         start=start,
         unit=Unit.CALENDAR_DAYS,
         count=max((due_on - start.date()).days, 0),
-        rule="截止日期由办公室确定",
+        rule="按移送时确定的截止日期",
     )

@@ -26,6 +26,13 @@ OBLIGATION_STATUS = {
     "incomplete": ("材料不全", "incomplete"),
     "overdue": ("逾期未报", "overdue"),
 }
+CLOCK = {
+    "referral_ack": ("签收计时", "acknowledgement clock"),
+    "referral_outcome": ("办理计时", "outcome clock"),
+    "open": ("计时中", "running"),
+    "met": ("已完成", "met"),
+    "cancelled": ("已取消", "cancelled"),
+}
 EXTENSION_STATUS = {
     "requested": ("待审批", "awaiting decision"),
     "approved": ("已同意", "approved"),

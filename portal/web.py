@@ -68,6 +68,12 @@ def render(
         query["lang"] = target
         return f"{root(request)}{request.url.path}?{urlencode(query)}"
 
+    def category_name(code: str | None) -> str:
+        category = app.config.categories.get(code or "")
+        if category is None:
+            return code or "—"
+        return category.name_en if lang == "en" else category.name_zh
+
     def safe_href(url: str | None) -> str | None:
         # Autoescaping does not stop `javascript:` links: only plain web addresses become links.
         if not url:
@@ -82,6 +88,7 @@ def render(
         "local": local,
         "lang_url": lang_url,
         "safe_href": safe_href,
+        "category_name": category_name,
         "csrf": lambda scope: csrf_token(request, scope),
         "root": root(request),
         "campaign": app.config.campaign,

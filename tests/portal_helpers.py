@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -17,6 +18,10 @@ _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 
 def portal_client(app: App, *, now: datetime = NOW) -> TestClient:
+    """A client of the portal; uploads go beside the test's mailbox, never into the work tree."""
+    portal = app.settings.portal
+    if not Path(portal.upload_dir).is_absolute():
+        portal.upload_dir = Path(app.settings.mailbox_dir).parent / "uploads"
     return TestClient(create_app(app, now=lambda: now), follow_redirects=False)
 
 
