@@ -23,6 +23,7 @@ from wangjian.ledger.clocks import clock_of
 from wangjian.ledger.db import transaction
 from wangjian.ledger.events import history
 from wangjian.ledger.models import Extension, Obligation, Referral, TypicalCase
+from wangjian.ledger.packages import check_packages
 
 from .factories import AT, make_obligation, make_referral
 
@@ -352,3 +353,8 @@ def test_a_package_counts_only_typical_cases_with_their_penalty_decision(sqlite_
         clock = clock_of(session, subject_type="obligation", subject_id=obligation_id)
         assert clock is not None and clock.status == "met"
         assert len(session.scalars(select(TypicalCase)).all()) == 10
+        # The report's own completeness check agrees with the one made at submission.
+        [check] = [
+            c for c in check_packages(session, app.config, as_of=LATER) if c.agency_code == "samr"
+        ]
+        assert check.complete and check.valid_cases == 5
