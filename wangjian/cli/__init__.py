@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wangjian.cli import demo_cmd, init_cmd, report_cmd, server_cmd
+from wangjian.cli import demo_cmd, feedback_cmd, init_cmd, report_cmd, serve_cmd, server_cmd
 
 app = typer.Typer(
     name="wangjian",
@@ -30,6 +30,8 @@ init_cmd.register(app)
 demo_cmd.register(app)
 report_cmd.register(app)
 server_cmd.register(app)
+feedback_cmd.register(app)
+serve_cmd.register(app)
 
 
 def main() -> None:
