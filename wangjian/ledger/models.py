@@ -270,6 +270,11 @@ class Message(Base):
     party: Mapped[str] = mapped_column(String(40))
     recipient: Mapped[str] = mapped_column(String(254))
     cc: Mapped[list[Any]] = mapped_column(default=list)
+    group_key: Mapped[str] = mapped_column(String(120), default="")
+    part: Mapped[int] = mapped_column(
+        Integer, default=1
+    )  # a digest split by the cap: part of parts
+    parts: Mapped[int] = mapped_column(Integer, default=1)
     locale: Mapped[str] = mapped_column(String(5), default="zh")
     notice_count: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="ready")

@@ -1,0 +1,22 @@
+"""Mail: the `Mailer` edge (SMTP or a mailbox folder) and the rendering of messages.
+
+`build_mailer` is the one place that chooses the transport: SMTP when `WANGJIAN_SMTP_HOST` is
+set, otherwise `.eml` files in `WANGJIAN_MAILBOX_DIR` (the embedded default, no server needed).
+"""
+
+from __future__ import annotations
+
+from wangjian.campaign import CampaignConfig
+from wangjian.mail.envelope import sender_address
+from wangjian.mail.transport import Delivery, MailboxMailer, Mailer, SmtpMailer
+from wangjian.settings import Settings
+
+__all__ = ["Delivery", "MailboxMailer", "Mailer", "SmtpMailer", "build_mailer"]
+
+
+def build_mailer(settings: Settings, config: CampaignConfig) -> Mailer:
+    """The transport the settings ask for."""
+    if settings.smtp.enabled:
+        # The envelope sender (where bounces go) is the same address as the From header.
+        return SmtpMailer(settings.smtp, envelope_from=sender_address(settings, config).addr_spec)
+    return MailboxMailer(settings.mailbox_dir)
