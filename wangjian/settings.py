@@ -79,14 +79,12 @@ class Settings(BaseSettings):
     mail_batch_size: int = Field(default=200, ge=1)
     # The office's own templates, looked up before the shipped `templates/`.
     templates_dir: Path | None = None
+    # Read from WANGJIAN_SMTP_* by default; a test or the demo may pass its own.
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     reports_dir: Path = Path("var/reports")
     rejects_dir: Path = Path("var/rejects")
     prefect_home: Path = Path("var/prefect")
     locale: str = "zh"
-
-    @cached_property
-    def smtp(self) -> SmtpSettings:
-        return SmtpSettings()
 
     @cached_property
     def portal(self) -> PortalSettings:

@@ -70,7 +70,7 @@ def sender_address(settings: Settings, config: CampaignConfig) -> Address:
 
 def message_id_for(key: str, domain: str) -> str:
     """The Message-ID of a message key: the same key always gives the same id."""
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
     return f"<{digest}@{domain}>"
 
 
@@ -109,7 +109,6 @@ def build_email(
         mail["Cc"] = list(cc)
     mail["Reply-To"] = sender
     mail["Subject"] = clean_header(subject)
-    mail["Content-Language"] = language
     # RFC 3834: tells autoresponders not to answer, and mail filters what this is.
     mail["Auto-Submitted"] = "auto-generated"
     for name, value in (extra_headers or {}).items():
@@ -123,4 +122,6 @@ def build_email(
             subtype=attachment.subtype,
             filename=clean_header(attachment.filename, limit=120),
         )
+    # Set last: making the message multipart moves Content-* headers into the first part.
+    mail["Content-Language"] = language
     return mail
