@@ -19,7 +19,7 @@ from wangjian.ledger.db import transaction
 from wangjian.ledger.models import Message, Party
 from wangjian.ledger.sending import drain_outbox, message_key
 from wangjian.ledger.setup import initialise_ledger
-from wangjian.mail import MailboxMailer, build_mailer
+from wangjian.mail import MailboxMailer, Outgoing, build_mailer
 from wangjian.mail.envelope import clean_header, message_id_for
 from wangjian.mail.transport import mailbox_file_name
 
@@ -370,14 +370,16 @@ def test_a_broken_template_fails_its_message_and_no_other(
 def test_the_mailbox_mailer_overwrites_a_resent_message_instead_of_duplicating(
     tmp_path: Path,
 ) -> None:
-    mail = EmailMessage()
-    mail["Message-ID"] = "<abc123@wangjian-district.example.org>"
-    mail["Subject"] = "第一次"
-    mail.set_content("一")
+    def mail(subject: str) -> Outgoing:
+        message = EmailMessage()
+        message["Message-ID"] = "<abc123@wangjian-district.example.org>"
+        message["Subject"] = subject
+        message.set_content("一")
+        return Outgoing.of(message, sender="a@example.org", recipients=["b@example.org"])
+
     mailer = MailboxMailer(tmp_path / "box")
-    (first,) = asyncio.run(mailer.deliver([mail]))
-    mail.replace_header("Subject", "第二次")
-    (second,) = asyncio.run(mailer.deliver([mail]))
+    (first,) = asyncio.run(mailer.deliver([mail("第一次")]))
+    (second,) = asyncio.run(mailer.deliver([mail("第二次")]))
     assert first.status == second.status == "sent"
     files = list((tmp_path / "box").iterdir())
     assert [f.name for f in files] == ["abc123@wangjian-district.example.org.eml"]

@@ -24,7 +24,7 @@ from wangjian.ledger.sending import (
     retry_delay,
     send_batch,
 )
-from wangjian.mail import Delivery, SmtpMailer
+from wangjian.mail import Delivery, Outgoing, SmtpMailer
 
 from .mail_data import AS_OF, add_referrals, queue_referral_notices
 from .smtp_server import SmtpServer
@@ -66,9 +66,7 @@ def test_messages_arrive_and_parse_back_with_headers_parts_attachment_and_chines
 ) -> None:
     queue_dispatch(app, per_agency=3, agencies=("samr",))
     queue_dispatch(app, per_agency=1, agencies=("customs",))
-    mailer = SmtpMailer(
-        smtp_server.settings(), envelope_from="office@wangjian-district.example.org"
-    )
+    mailer = SmtpMailer(smtp_server.settings())
     report = drain_outbox(app=app, mailer=mailer, as_of=app.as_of(AS_OF))
     assert (report.sent, report.retrying, report.failed) == (2, 0, 0)
 
@@ -238,7 +236,7 @@ class CrashAfterSending:
     def __init__(self, inner: SmtpMailer) -> None:
         self.inner = inner
 
-    async def deliver(self, mails: Sequence[EmailMessage]) -> list[Delivery]:
+    async def deliver(self, mails: Sequence[Outgoing]) -> list[Delivery]:
         await self.inner.deliver(mails)
         raise Crash
 
@@ -363,6 +361,6 @@ def test_an_unreachable_server_is_a_transient_failure_for_every_message() -> Non
         mail = EmailMessage()
         mail["From"], mail["To"], mail["Subject"] = "a@example.org", "b@example.org", str(n)
         mail.set_content("x")
-        mails.append(mail)
+        mails.append(Outgoing.of(mail, sender="a@example.org", recipients=["b@example.org"]))
     deliveries = asyncio.run(mailer.deliver(mails))
     assert [d.status for d in deliveries] == ["retry"] * 3

@@ -7,16 +7,14 @@ set, otherwise `.eml` files in `WANGJIAN_MAILBOX_DIR` (the embedded default, no 
 from __future__ import annotations
 
 from wangjian.campaign import CampaignConfig
-from wangjian.mail.envelope import sender_address
-from wangjian.mail.transport import Delivery, MailboxMailer, Mailer, SmtpMailer
+from wangjian.mail.transport import Delivery, MailboxMailer, Mailer, Outgoing, SmtpMailer
 from wangjian.settings import Settings
 
-__all__ = ["Delivery", "MailboxMailer", "Mailer", "SmtpMailer", "build_mailer"]
+__all__ = ["Delivery", "MailboxMailer", "Mailer", "Outgoing", "SmtpMailer", "build_mailer"]
 
 
 def build_mailer(settings: Settings, config: CampaignConfig) -> Mailer:
-    """The transport the settings ask for."""
+    """The transport the settings ask for (`config` is for wiring that depends on the campaign)."""
     if settings.smtp.enabled:
-        # The envelope sender (where bounces go) is the same address as the From header.
-        return SmtpMailer(settings.smtp, envelope_from=sender_address(settings, config).addr_spec)
+        return SmtpMailer(settings.smtp)
     return MailboxMailer(settings.mailbox_dir)

@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateNotFound
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from wangjian.access import portal_link
 from wangjian.campaign.models import Limit, SlaPolicy
-from wangjian.domain.deadlines import compute_due
+from wangjian.domain.deadlines import DueDate, compute_due
 from wangjian.ledger.models import (
     AssistRequest,
     Base,
@@ -40,6 +39,7 @@ from wangjian.mail.envelope import (
     Attachment,
     BadAddress,
     build_email,
+    clean_header,
     mailbox,
     sender_address,
 )
@@ -51,6 +51,7 @@ from wangjian.mail.render import (
     template_environment,
     template_folders,
 )
+from wangjian.mail.transport import Outgoing
 
 if TYPE_CHECKING:
     from wangjian.bootstrap import App
@@ -68,7 +69,7 @@ class Draft:
     """One message made ready to send, or the reason it could not be."""
 
     message_id: int
-    mail: EmailMessage | None = None
+    mail: Outgoing | None = None
     subject: str | None = None
     error: str | None = None
 
@@ -161,6 +162,7 @@ class MessageBuilder:
         self.today = self.as_of.date()
         self.env = template_environment(template_folders(app.settings.templates_dir))
         self.sender = sender_address(app.settings, app.config)
+        self._due: dict[tuple[datetime, Limit, int], DueDate | None] = {}
 
     # --- the batch -------------------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class MessageBuilder:
         notices: list[Notice],
         subjects: Subjects,
         book: dict[str, dict[str, str]],
-    ) -> tuple[EmailMessage, str]:
+    ) -> tuple[Outgoing, str]:
         if not notices:
             raise RenderError("the message has no notices")
         locale = message.locale or self.settings.locale
@@ -225,7 +227,10 @@ class MessageBuilder:
             attachments=attachments,
             extra_headers={"X-Wangjian-Kind": message.kind},
         )
-        return mail, str(mail["Subject"])
+        # The envelope sender (where bounces go) is the From address; every To and Cc receives.
+        recipients = [message.recipient, *message.cc]
+        outgoing = Outgoing.of(mail, sender=self.sender.addr_spec, recipients=recipients)
+        return outgoing, clean_header(rendered.subject)
 
     def _context(
         self,
@@ -398,10 +403,16 @@ class MessageBuilder:
 
     def _explain(self, start: datetime, limit: Limit, due_on: date, *, extra: int = 0) -> str:
         """How a due date was computed, when the rule reproduces it; else the date alone."""
-        try:
-            due = compute_due(self.app.calendar, start, limit, tz=self.app.tz, extra=extra)
-        except ValueError:
-            due = None
+        key = (start, limit, extra)
+        if key not in self._due:
+            # Referrals of one dispatch share their start and limit: compute each once.
+            try:
+                self._due[key] = compute_due(
+                    self.app.calendar, start, limit, tz=self.app.tz, extra=extra
+                )
+            except ValueError:
+                self._due[key] = None
+        due = self._due[key]
         if due is not None and due.due_on == due_on:
             return due.explain()
         return f"截止{due_on.isoformat()}。"

@@ -1,9 +1,10 @@
 """The edge where finished e-mails leave: an SMTP server, or a mailbox folder of `.eml` files.
 
-A `Mailer` takes a batch of `EmailMessage`s and says what became of each: `sent` (the server
-answered 250), `retry` (a transient failure: connection refused, timeout, a 4xx reply) or
-`failed` (a permanent one: a 5xx reply to this message, a bad address). It never raises for one
-message's trouble, so one bad message cannot hold up the others.
+A `Mailer` takes a batch of `Outgoing` mails — each already flattened to the bytes that go on
+the wire, with its envelope — and says what became of each: `sent` (the server answered 250),
+`retry` (a transient failure: connection refused, timeout, a 4xx reply) or `failed` (a permanent
+one: a 5xx reply to this message, a bad address). It never raises for one message's trouble, so
+one bad message cannot hold up the others.
 """
 
 from __future__ import annotations
@@ -35,6 +36,29 @@ from wangjian.settings import SmtpSettings
 Outcome = Literal["sent", "retry", "failed"]
 
 
+# 7-bit clean output (encoded headers, base64 or quoted-printable bodies): the same bytes suit
+# every server, with or without 8BITMIME, so a mail is flattened once, when it is built.
+WIRE_POLICY = SMTP.clone(cte_type="7bit")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One e-mail ready to hand over: its bytes and its envelope (sender, every recipient)."""
+
+    message: EmailMessage
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+
+    @classmethod
+    def of(cls, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> Outgoing:
+        return cls(message, message.as_bytes(policy=WIRE_POLICY), sender, tuple(recipients))
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message.get("Message-ID", "")).strip()
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What became of one e-mail, with the server's reply (or the error) in words."""
@@ -46,7 +70,7 @@ class Delivery:
 class Mailer(Protocol):
     """Hands a batch of e-mails over; one `Delivery` per e-mail, in the same order."""
 
-    async def deliver(self, mails: Sequence[EmailMessage]) -> list[Delivery]: ...
+    async def deliver(self, mails: Sequence[Outgoing]) -> list[Delivery]: ...
 
 
 def classify(exc: BaseException) -> Delivery:
@@ -72,11 +96,10 @@ def classify(exc: BaseException) -> Delivery:
 class SmtpMailer:
     """Sends over SMTP with aiosmtplib: a few connections per batch, each reused for many mails."""
 
-    def __init__(self, settings: SmtpSettings, *, envelope_from: str | None = None) -> None:
+    def __init__(self, settings: SmtpSettings) -> None:
         if not settings.host:
             raise ValueError("SmtpMailer needs WANGJIAN_SMTP_HOST")
         self.settings = settings
-        self.envelope_from = envelope_from
         # EHLO name computed once: aiosmtplib would otherwise ask DNS for the FQDN per connection.
         self.local_hostname = socket.gethostname() or "localhost"
 
@@ -93,7 +116,7 @@ class SmtpMailer:
             local_hostname=self.local_hostname,
         )
 
-    async def deliver(self, mails: Sequence[EmailMessage]) -> list[Delivery]:
+    async def deliver(self, mails: Sequence[Outgoing]) -> list[Delivery]:
         results: list[Delivery | None] = [None] * len(mails)
         queue = deque(enumerate(mails))
         workers = min(self.settings.pool_size, len(mails))
@@ -101,7 +124,7 @@ class SmtpMailer:
         return [r or Delivery("retry", "not attempted") for r in results]
 
     async def _work(
-        self, queue: deque[tuple[int, EmailMessage]], results: list[Delivery | None]
+        self, queue: deque[tuple[int, Outgoing]], results: list[Delivery | None]
     ) -> None:
         """One pooled connection: take mails off the shared queue until it is empty."""
         client: aiosmtplib.SMTP | None = None
@@ -114,7 +137,7 @@ class SmtpMailer:
                 await self._close(client)
 
     async def _send_one(
-        self, client: aiosmtplib.SMTP | None, mail: EmailMessage
+        self, client: aiosmtplib.SMTP | None, mail: Outgoing
     ) -> tuple[aiosmtplib.SMTP | None, Delivery]:
         try:
             # One deadline for the whole exchange (connecting included), so a server that
@@ -123,7 +146,7 @@ class SmtpMailer:
                 if client is None or not client.is_connected:
                     client = self._client()
                     await client.connect()
-                refused, reply = await client.send_message(mail, sender=self.envelope_from)
+                refused, reply = await client.sendmail(mail.sender, mail.recipients, mail.data)
         except Exception as exc:
             delivery = classify(exc)
             if client is not None:
@@ -156,18 +179,17 @@ class MailboxMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def deliver(self, mails: Sequence[EmailMessage]) -> list[Delivery]:
+    async def deliver(self, mails: Sequence[Outgoing]) -> list[Delivery]:
         return [self._write(mail) for mail in mails]
 
-    def _write(self, mail: EmailMessage) -> Delivery:
-        message_id = str(mail.get("Message-ID", ""))
-        if not message_id:
+    def _write(self, mail: Outgoing) -> Delivery:
+        if not mail.message_id:
             return Delivery("failed", "no Message-ID header")
-        path = self.folder / mailbox_file_name(message_id)
+        path = self.folder / mailbox_file_name(mail.message_id)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".part")
-            partial.write_bytes(mail.as_bytes(policy=SMTP))
+            partial.write_bytes(mail.data)
             # A resend replaces the file in one step: a reader never sees half a message.
             os.replace(partial, path)
         except OSError as exc:
