@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from collections import Counter, deque
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.policy import compat32, default
+from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -71,14 +75,61 @@ class Recorder:
         return "250 2.0.0 OK: queued"
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate (which is also its own CA) and key for 127.0.0.1, written to `folder`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 class SmtpServer:
     """`with SmtpServer() as server:` — up on a free port; `down()` and `up()` on the same port."""
 
-    def __init__(self, *, login: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, *, login: tuple[str, str] | None = None, starttls_in: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.handler = Recorder()
         self.login = login
         self.controller: Controller | None = None
+        # With a folder: a self-signed certificate for 127.0.0.1 is made there, and the server
+        # refuses to go on without STARTTLS.
+        self.ca_file: Path | None = None
+        self.tls_context: ssl.SSLContext | None = None
+        if starttls_in is not None:
+            self.ca_file, key = self_signed_certificate(starttls_in)
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(self.ca_file, key)
 
     def _authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
@@ -96,11 +147,13 @@ class SmtpServer:
     def up(self) -> None:
         kwargs: dict[str, Any] = {}
         if self.login:
-            kwargs = {
-                "authenticator": self._authenticate,
-                "auth_require_tls": False,
-                "auth_required": True,
-            }
+            kwargs.update(
+                authenticator=self._authenticate,
+                auth_require_tls=self.tls_context is not None,
+                auth_required=True,
+            )
+        if self.tls_context:
+            kwargs.update(tls_context=self.tls_context, require_starttls=True)
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from wangjian.access import read_link_token
 from wangjian.bootstrap import App, build_app
 from wangjian.ledger.db import transaction
-from wangjian.ledger.models import Message, Party
+from wangjian.ledger.models import Message, Notice, Party
 from wangjian.ledger.sending import drain_outbox, message_key
 from wangjian.ledger.setup import initialise_ledger
 from wangjian.mail import MailboxMailer, Outgoing, build_mailer
@@ -384,3 +384,46 @@ def test_the_mailbox_mailer_overwrites_a_resent_message_instead_of_duplicating(
     files = list((tmp_path / "box").iterdir())
     assert [f.name for f in files] == ["abc123@wangjian-district.example.org.eml"]
     assert message_from_bytes(files[0].read_bytes(), policy=default)["Subject"] == "第二次"
+
+
+def test_a_bad_recipient_address_fails_that_message_at_once(sqlite_app: App) -> None:
+    app = sqlite_app
+    with transaction(app.sessions) as session:
+        good = add_referrals(session, app, as_of=app.as_of(AS_OF))
+        bad = add_referrals(
+            session, app, agency="customs", category="counterfeit_import", as_of=app.as_of(AS_OF)
+        )
+        queue_referral_notices(session, good + bad)
+        session.execute(
+            update(Notice)
+            .where(Notice.party == "customs")
+            .values(recipient="customs.contact@example.org\r\nBcc: spy@evil.example")
+        )
+    send_all(app)
+    with app.sessions() as session:
+        rows = {m.party: m for m in session.scalars(select(Message))}
+    assert rows["samr"].status == "sent"
+    assert rows["customs"].status == "failed" and rows["customs"].attempts == 1
+    assert "not a valid e-mail address" in (rows["customs"].last_error or "")
+    assert len(read_mailbox(app.settings.mailbox_dir)) == 1
+
+
+def test_the_sender_is_wangjian_mail_from_or_else_the_office(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    target = tmp_path / "ledger.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    app = build_app(
+        make_settings(tmp_path, f"sqlite:///{target}", mail_from="网剑通知 <notices@example.org>")
+    )
+    initialise_ledger(app)
+    with transaction(app.sessions) as session:
+        queue_referral_notices(session, add_referrals(session, app, as_of=app.as_of(AS_OF)))
+    send_all(app)
+    (mail,) = read_mailbox(app.settings.mailbox_dir).values()
+    assert mail["From"].addresses[0].addr_spec == "notices@example.org"
+    assert mail["From"].addresses[0].display_name == "网剑通知"
+    with app.sessions() as session:
+        message = session.scalars(select(Message)).one()
+    assert message.message_id_header.endswith("@example.org>")
+    app.dispose()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from email.message import EmailMessage
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -338,6 +339,23 @@ def test_smtp_login_comes_from_the_settings(sqlite_app: App) -> None:
         right = SmtpMailer(server.settings(username="wangjian", password="s3cret"))
         later = sqlite_app.as_of(AS_OF) + timedelta(hours=1)
         assert drain_outbox(app=sqlite_app, mailer=right, as_of=later).sent == 1
+        assert len(server.received) == 1
+
+
+def test_starttls_and_login_from_the_settings(sqlite_app: App, tmp_path: Path) -> None:
+    with SmtpServer(login=("wangjian", "s3cret"), starttls_in=tmp_path / "tls") as server:
+        queue_dispatch(sqlite_app, agencies=("samr",))
+        as_of = sqlite_app.as_of(AS_OF)
+        plain = SmtpMailer(server.settings(username="wangjian", password="s3cret"))
+        assert drain_outbox(app=sqlite_app, mailer=plain, as_of=as_of).retrying == 1
+        assert "STARTTLS" in (messages(sqlite_app)[0].last_error or "")
+        secure = SmtpMailer(
+            server.settings(
+                starttls=True, ca_file=server.ca_file, username="wangjian", password="s3cret"
+            )
+        )
+        later = as_of + timedelta(hours=1)
+        assert drain_outbox(app=sqlite_app, mailer=secure, as_of=later).sent == 1
         assert len(server.received) == 1
 
 

@@ -30,6 +30,8 @@ class SmtpSettings(BaseSettings):
     password: SecretStr | None = None
     starttls: bool = False
     tls: bool = False
+    # A CA bundle for servers whose certificate a private (e.g. government) CA issued.
+    ca_file: Path | None = None
     timeout_seconds: float = 30.0
     pool_size: int = Field(default=4, ge=1, le=32)
     max_attempts: int = Field(default=8, ge=1)

@@ -112,6 +112,7 @@ class SmtpMailer:
             password=s.password.get_secret_value() if s.password else None,
             use_tls=s.tls,
             start_tls=s.starttls,
+            cert_bundle=str(s.ca_file) if s.ca_file else None,
             timeout=s.timeout_seconds,
             local_hostname=self.local_hostname,
         )
