@@ -58,6 +58,7 @@ def publish_send_report(as_of: datetime, composed: int, totals: dict[str, Any]) 
         f"| 已发送 sent | {totals['sent']} |",
         f"| 待重试 retrying (transient failure) | {totals['retrying']} |",
         f"| 失败 failed (permanent) | {totals['failed']} |",
+        f"| 撤回 cancelled (its items resolved meanwhile) | {totals['cancelled']} |",
         f"| 中断后重发 resent after an interrupted send | {totals['resent']} |",
         "",
         "发件箱 outbox now: " + ", ".join(f"{k} {v}" for k, v in waiting.items()),

@@ -7,7 +7,7 @@ import asyncio
 import random
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from email.message import EmailMessage
 from io import BytesIO
 from pathlib import Path
@@ -17,6 +17,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from wangjian.bootstrap import App
+from wangjian.ledger.clocks import meet_clock
 from wangjian.ledger.db import transaction
 from wangjian.ledger.models import Event, Message, Notice
 from wangjian.ledger.sending import (
@@ -27,7 +28,13 @@ from wangjian.ledger.sending import (
 )
 from wangjian.mail import Delivery, Outgoing, SmtpMailer
 
-from .mail_data import AS_OF, add_referrals, queue_referral_notices
+from .mail_data import (
+    AS_OF,
+    add_clock,
+    add_referrals,
+    queue_ladder_notice,
+    queue_referral_notices,
+)
 from .smtp_server import SmtpServer
 
 pytestmark = pytest.mark.smtp
@@ -325,6 +332,54 @@ def test_two_senders_at_once_never_send_the_same_message(app: App, smtp_server: 
     assert sum(r.sent for r in reports) == expected
     assert all(r.sent > 0 for r in reports), "both senders took part"
     assert {m.status for m in messages(app)} == {"sent"}
+
+
+def test_a_reminder_whose_item_was_resolved_meanwhile_is_withdrawn(
+    app: App, smtp_server: SmtpServer
+) -> None:
+    as_of = app.as_of(AS_OF)
+    with transaction(app.sessions) as session:
+        resolved, still_open = add_referrals(session, app, count=2, as_of=as_of)
+        for referral in (resolved, still_open):
+            clock = add_clock(
+                session,
+                app,
+                subject_type="referral",
+                subject_id=referral.id,
+                kind="referral_outcome",
+                party="samr",
+                due_on=date(2021, 10, 20),
+            )
+            queue_ladder_notice(session, clock, step="overdue", app=app)
+        leader_clock = add_clock(
+            session,
+            app,
+            subject_type="referral",
+            subject_id=add_referrals(session, app, as_of=as_of)[0].id,
+            kind="referral_outcome",
+            party="samr",
+            due_on=date(2021, 10, 1),
+        )
+        queue_ladder_notice(session, leader_clock, step="leader", audience="leader", app=app)
+    compose_outbox_messages(app=app, as_of=as_of)
+    # The agency answers two items while their notices wait in the outbox.
+    with transaction(app.sessions) as session:
+        meet_clock(session, subject_type="referral", subject_id=resolved.id, at=as_of)
+        meet_clock(session, subject_type="referral", subject_id=leader_clock.subject_id, at=as_of)
+    report = drain_outbox(app=app, mailer=SmtpMailer(smtp_server.settings()), as_of=as_of)
+    assert (report.sent, report.cancelled) == (1, 1)
+    (mail,) = smtp_server.received
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"移送编号{still_open.id} " in text and f"移送编号{resolved.id} " not in text
+    with app.sessions() as session:
+        statuses = dict(session.execute(select(Notice.subject_id, Notice.status)).tuples().all())
+        cancelled = session.scalars(select(Message).where(Message.status == "cancelled")).one()
+    assert statuses == {
+        resolved.id: "withdrawn",
+        still_open.id: "sent",
+        leader_clock.subject_id: "withdrawn",
+    }
+    assert cancelled.recipient == "samr.leader@wangjian-district.example.org"
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

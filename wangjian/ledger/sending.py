@@ -8,7 +8,8 @@
    serialises writers, and the UPDATE only takes rows whose lease is still free.
 3. *Mark*: a message is `sent` only after the server's 250. A transient failure goes back to
    `retry` with exponential backoff and jitter, a permanent one to `failed` with the server's
-   reply. The state lives in the row, so it survives restarts.
+   reply. The state lives in the row, so it survives restarts. A reminder whose item was resolved
+   while it waited is withdrawn; a message left with nothing to say is `cancelled`.
 
 A crash between the server's 250 and the mark leaves a `sending` row; when its lease expires it
 is sent again with the same Message-ID, so the recipient's mail system sees one message.
@@ -51,7 +52,7 @@ NOTICES: Table = Notice.__table__  # type: ignore[assignment]
 # reading the same queued notices could otherwise chunk them differently.
 COMPOSE_LOCK = 0x57414E474A49414E & 0x7FFFFFFFFFFFFFFF
 IN_CHUNK = 5000
-STATUSES = ("ready", "sending", "retry", "sent", "failed")
+STATUSES = ("ready", "sending", "retry", "sent", "failed", "cancelled")
 
 
 def message_key(notice_keys: Sequence[str]) -> str:
@@ -228,11 +229,12 @@ class BatchReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    cancelled: int = 0
     resent: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: BatchReport) -> None:
-        for name in ("claimed", "sent", "retrying", "failed", "resent"):
+        for name in ("claimed", "sent", "retrying", "failed", "cancelled", "resent"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
 
@@ -240,129 +242,143 @@ class BatchReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Result:
+    """What became of one claimed message."""
+
+    delivery: Delivery | None  # None: every notice was withdrawn, so nothing was sent
+    subject: str | None = None
+    withdrawn: tuple[int, ...] = ()  # notices no longer due, left out of the mail
+
+
 def record_deliveries(
     *,
     session: Session,
     claim: Claim,
-    outcomes: dict[int, tuple[Delivery, str | None]],
+    results: dict[int, Result],
     as_of: datetime,
     smtp: SmtpSettings,
     rng: random.Random,
 ) -> BatchReport:
-    """Mark each claimed message sent, to retry later, or failed; with an event each."""
+    """Mark each claimed message sent, to retry later, failed or cancelled; an event each."""
     report = BatchReport(claimed=len(claim.attempts), resent=len(claim.resumed))
     # Only rows still leased to this claim: a sender that overran its lease must not overwrite
     # what the sender that took over has recorded.
-    still_held = set(
-        session.scalars(
-            select(Message.id)
-            .where(Message.id.in_(list(outcomes)), Message.lease_owner == claim.owner)
+    held = {
+        row.id: row
+        for row in session.execute(
+            select(Message.id, Message.recipient, Message.kind)
+            .where(Message.id.in_(list(results)), Message.lease_owner == claim.owner)
             .with_for_update()
         )
-    )
-    rows = {
-        m.id: m
-        for m in session.execute(
-            select(Message.id, Message.recipient, Message.kind).where(
-                Message.id.in_(list(still_held))
-            )
-        )
     }
-    sent, retry, failed, events = [], [], [], []
-    for message_id, (delivery, subject) in sorted(outcomes.items()):
-        if message_id not in still_held:
+    rows: dict[str, list[dict[str, Any]]] = {"sent": [], "retry": [], "ended": []}
+    events: list[dict[str, Any]] = []
+    withdrawn: list[int] = []
+    for message_id, result in sorted(results.items()):
+        if message_id not in held:
             continue
-        status, reply = delivery.status, delivery.reply
+        withdrawn += result.withdrawn
         attempts = claim.attempts.get(message_id, 1)
+        if result.delivery is None:
+            status, reply = "cancelled", "every item was resolved before the mail went out"
+        else:
+            status, reply = result.delivery.status, result.delivery.reply
         if status == "retry" and attempts >= smtp.max_attempts:
             status, reply = "failed", f"gave up after {attempts} attempts: {reply}"
-        base = {"mid": message_id, "subj": (subject or None) and subject[:500]}
+        row = {"mid": message_id, "subj": result.subject and result.subject[:500], "note": reply}
         if status == "sent":
             # The reply is kept only when the server refused some of the copies.
-            sent.append({**base, "note": reply if "(refused:" in reply else None})
+            rows["sent"].append({**row, "note": reply if "(refused:" in reply else None})
         elif status == "retry":
             wait = retry_delay(
                 attempts, initial=smtp.retry_initial_seconds, cap=smtp.retry_max_seconds, rng=rng
             )
-            retry.append({**base, "note": reply, "due": as_of + wait})
+            rows["retry"].append({**row, "due": as_of + wait})
         else:
-            failed.append({**base, "note": reply})
-            row = rows[message_id]
+            rows["ended"].append({**row, "st": status})
+        if status == "failed":
             report.failures.append(
                 {
                     "message": message_id,
-                    "recipient": row.recipient,
-                    "kind": row.kind,
-                    "subject": subject,
+                    "recipient": held[message_id].recipient,
+                    "kind": held[message_id].kind,
+                    "subject": result.subject,
                     "attempts": attempts,
                     "reply": reply,
                 }
             )
-        action = {"sent": "message_sent", "retry": "message_deferred"}.get(status, "message_failed")
         events.append(
             {
                 "at": as_of,
                 "actor": "sender",
-                "action": action,
+                "action": EVENT_OF[status],
                 "subject_type": "message",
                 "subject_id": message_id,
                 "origin": claim.owner,
                 "data": {
-                    "recipient": rows[message_id].recipient,
+                    "recipient": held[message_id].recipient,
                     "attempt": attempts,
                     "reply": reply[:1000],
                     "resent": message_id in claim.resumed,
                 },
             }
         )
-    released = {"lease_owner": None, "lease_until": None}
-    mine = MESSAGES.c.id == bindparam("mid")
-    if sent:
-        session.execute(
-            update(MESSAGES)
-            .where(mine)
-            .values(
-                status="sent",
-                sent_at=as_of,
-                subject=bindparam("subj"),
-                last_error=bindparam("note"),
-                **released,
-            ),
-            sent,
-        )
-    if retry:
-        session.execute(
-            update(MESSAGES)
-            .where(mine)
-            .values(
-                status="retry",
-                next_attempt_at=bindparam("due"),
-                subject=bindparam("subj"),
-                last_error=bindparam("note"),
-                **released,
-            ),
-            retry,
-        )
-    if failed:
-        session.execute(
-            update(MESSAGES)
-            .where(mine)
-            .values(
-                status="failed",
-                subject=bindparam("subj"),
-                last_error=bindparam("note"),
-                **released,
-            ),
-            failed,
-        )
-    for status, group in (("sent", sent), ("failed", failed)):
-        for ids in _chunked([g["mid"] for g in group]):
-            session.execute(
-                update(NOTICES).where(NOTICES.c.message_id.in_(ids)).values(status=status)
-            )
+    _write_outcomes(session, rows, as_of=as_of, withdrawn=withdrawn)
     record_events(session, events)
-    report.sent, report.retrying, report.failed = len(sent), len(retry), len(failed)
+    report.sent, report.retrying = len(rows["sent"]), len(rows["retry"])
+    report.failed = sum(r["st"] == "failed" for r in rows["ended"])
+    report.cancelled = sum(r["st"] == "cancelled" for r in rows["ended"])
     return report
+
+
+EVENT_OF = {
+    "sent": "message_sent",
+    "retry": "message_deferred",
+    "failed": "message_failed",
+    "cancelled": "message_cancelled",
+}
+
+
+def _write_outcomes(
+    session: Session,
+    rows: dict[str, list[dict[str, Any]]],
+    *,
+    as_of: datetime,
+    withdrawn: list[int],
+) -> None:
+    """The messages' new states and their notices', in a few executemany statements."""
+    mine = MESSAGES.c.id == bindparam("mid")
+    common: dict[str, Any] = {
+        "subject": bindparam("subj"),
+        "last_error": bindparam("note"),
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    statements = {
+        "sent": update(MESSAGES).where(mine).values(status="sent", sent_at=as_of, **common),
+        "retry": update(MESSAGES)
+        .where(mine)
+        .values(status="retry", next_attempt_at=bindparam("due"), **common),
+        "ended": update(MESSAGES).where(mine).values(status=bindparam("st"), **common),
+    }
+    for name, statement in statements.items():
+        if rows[name]:
+            session.execute(statement, rows[name])
+    notice_status = [("sent", [r["mid"] for r in rows["sent"]])]
+    notice_status += [
+        (status, [r["mid"] for r in rows["ended"] if r["st"] == status])
+        for status in ("failed", "cancelled")
+    ]
+    for status, message_ids in notice_status:
+        for ids in _chunked(message_ids):
+            session.execute(
+                update(NOTICES)
+                .where(NOTICES.c.message_id.in_(ids))
+                .values(status="withdrawn" if status == "cancelled" else status)
+            )
+    for ids in _chunked(withdrawn):
+        session.execute(update(NOTICES).where(NOTICES.c.id.in_(ids)).values(status="withdrawn"))
 
 
 # --- the whole round ---------------------------------------------------------------------------
@@ -409,18 +425,19 @@ def send_batch(
     drafts = render_claimed(app=app, ids=list(claim.attempts), as_of=as_of)
     ready = [d for d in drafts if d.mail is not None]
     deliveries = asyncio.run(mailer.deliver([d.mail for d in ready if d.mail is not None]))
-    outcomes: dict[int, tuple[Delivery, str | None]] = {
-        d.message_id: (delivery, d.subject) for d, delivery in zip(ready, deliveries, strict=True)
-    }
+    sent = {d.message_id: delivery for d, delivery in zip(ready, deliveries, strict=True)}
+    results = {}
     for draft in drafts:
+        delivery = sent.get(draft.message_id)
         if draft.error:
             # A message that cannot be rendered will not render better later: fail it visibly.
-            outcomes[draft.message_id] = (Delivery("failed", draft.error), None)
+            delivery = Delivery("failed", draft.error)
+        results[draft.message_id] = Result(delivery, draft.subject, tuple(draft.withdrawn))
     with transaction(app.sessions) as session:
         return record_deliveries(
             session=session,
             claim=claim,
-            outcomes=outcomes,
+            results=results,
             as_of=as_of,
             smtp=smtp,
             rng=rng or random.Random(),

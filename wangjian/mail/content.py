@@ -72,6 +72,9 @@ class Draft:
     mail: Outgoing | None = None
     subject: str | None = None
     error: str | None = None
+    # Notices no longer worth telling (their clock stopped or restarted since they were
+    # queued); when every notice is, there is no mail and the message is cancelled.
+    withdrawn: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -182,14 +185,28 @@ class MessageBuilder:
         drafts = []
         for message in batch.messages:
             draft = Draft(message_id=message.id)
+            drafts.append(draft)
+            notices = batch.notices.get(message.id, [])
+            live = [n for n in notices if self._still_due(n, batch.subjects)]
+            draft.withdrawn = [n.id for n in notices if n not in live]
+            if notices and not live:
+                continue
             try:
-                draft.mail, draft.subject = self._one(
-                    message, batch.notices.get(message.id, []), batch.subjects, book
-                )
+                draft.mail, draft.subject = self._one(message, live, batch.subjects, book)
             except (RenderError, BadAddress) as exc:
                 draft.error = f"{type(exc).__name__}: {exc}"
-            drafts.append(draft)
         return drafts
+
+    def _still_due(self, notice: Notice, subjects: Subjects) -> bool:
+        """False for a ladder notice whose clock has stopped or restarted since it was queued:
+        resolving an item stops its reminders even when they wait in the outbox."""
+        if notice.kind not in PRE_DEADLINE_OR_OVERDUE | ESCALATIONS:
+            return True
+        clock = _clock(notice, subjects)
+        if clock is None:
+            return True
+        version = (notice.context or {}).get("version")
+        return clock["status"] == "open" and (version is None or version == clock["version"])
 
     # --- one message -----------------------------------------------------------------------
 
@@ -282,9 +299,7 @@ class MessageBuilder:
     # --- items and sections ----------------------------------------------------------------
 
     def _item(self, notice: Notice, subjects: Subjects) -> dict[str, Any]:
-        clock = subjects.deadlines.get(notice.deadline_id or 0) or subjects.clock_of.get(
-            (notice.subject_type, notice.subject_id)
-        )
+        clock = _clock(notice, subjects)
         party = subjects.parties.get(notice.party)
         item: dict[str, Any] = {
             "notice": {
@@ -545,6 +560,12 @@ def referrals_workbook(items: Sequence[dict[str, Any]], *, locale: str, created:
 
 
 # --- small helpers -----------------------------------------------------------------------------
+
+
+def _clock(notice: Notice, subjects: Subjects) -> dict[str, Any] | None:
+    return subjects.deadlines.get(notice.deadline_id or 0) or subjects.clock_of.get(
+        (notice.subject_type, notice.subject_id)
+    )
 
 
 def _single(values: Iterable[str]) -> str | None:
