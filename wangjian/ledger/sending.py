@@ -13,6 +13,13 @@
 
 A crash between the server's 250 and the mark leaves a `sending` row; when its lease expires it
 is sent again with the same Message-ID, so the recipient's mail system sees one message.
+
+What the sender reads from a notice (`wangjian.ledger.outbox`): `recipient` and `cc` (addresses),
+`audience` (contact | leader | office | leading_group: the mail says why they receive it),
+`party` (whose signed answer link it carries), `subject_type`/`subject_id` (referral,
+obligation or assist), `kind` and `step`, `deadline_id` for ladder notices, `group_key` (one mail
+per recipient per group), and optionally in `context`: `due_on` (the due date as announced) and
+`version` (the clock version the notice was queued for; an older one is withdrawn).
 """
 
 from __future__ import annotations
