@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -276,12 +277,13 @@ def test_a_crash_between_sending_and_marking_resends_the_same_message_id(
     first, second = smtp_server.received
     assert list(smtp_server.message_ids()) == [message.message_id_header]
     assert first["Subject"] == second["Subject"]
-    assert (
-        first.get_body(("plain",)).get_content().split("答复入口")[0]
-        == (  # type: ignore[union-attr]
-            second.get_body(("plain",)).get_content().split("答复入口")[0]  # type: ignore[union-attr]
-        )
-    )
+
+    def body(mail: EmailMessage) -> str:
+        # Signed links carry the second they were signed at; everything else is the same.
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        return re.sub(r"/a/[^/]+/", "/a/<token>/", text)
+
+    assert body(first) == body(second)
     (message,) = messages(app)
     assert (message.status, message.attempts) == ("sent", 2)
     with app.sessions() as session:

@@ -585,7 +585,7 @@ def _display(entry: dict[str, str], locale: str) -> str:
 
 def _answer_path(subject_type: str, subject_id: int) -> str:
     """Where the portal answers one item (the party's home page otherwise)."""
-    paths = {"referral": "referrals", "obligation": "obligations", "assist": "assist"}
+    paths = {"referral": "referrals", "obligation": "reports"}
     return f"{paths[subject_type]}/{subject_id}" if subject_type in paths else ""
 
 
