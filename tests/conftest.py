@@ -18,6 +18,8 @@ from wangjian.ledger.models import Base
 from wangjian.ledger.setup import initialise_ledger
 from wangjian.settings import PROJECT_ROOT, Settings
 
+from .smtp_server import SmtpServer
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -147,3 +149,13 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# --- SMTP --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free localhost port, recording what it receives."""
+    with SmtpServer() as server:
+        yield server

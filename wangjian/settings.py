@@ -30,13 +30,25 @@ class SmtpSettings(BaseSettings):
     password: SecretStr | None = None
     starttls: bool = False
     tls: bool = False
+    # A CA bundle for servers whose certificate a private (e.g. government) CA issued.
+    ca_file: Path | None = None
     timeout_seconds: float = 30.0
     pool_size: int = Field(default=4, ge=1, le=32)
     max_attempts: int = Field(default=8, ge=1)
+    # Transient failures wait `retry_initial_seconds`, doubling per attempt up to the cap, plus
+    # jitter so that many messages deferred together do not all come back at the same instant.
+    retry_initial_seconds: float = Field(default=60.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def enabled(self) -> bool:
         return bool(self.host)
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> SmtpSettings:
+        if self.tls and self.starttls:
+            raise ValueError("WANGJIAN_SMTP_TLS and WANGJIAN_SMTP_STARTTLS exclude each other")
+        return self
 
 
 class PortalSettings(BaseSettings):
@@ -63,14 +75,18 @@ class Settings(BaseSettings):
     config_dir: Path = Path("config")
     mail_from: str | None = None
     mailbox_dir: Path = Path("var/mailbox")
+    # Referrals to one agency from one dispatch go out as one digest of at most this many.
+    mail_digest_cap: int = Field(default=50, ge=1)
+    # Messages claimed and sent per task run (one Prefect task per batch).
+    mail_batch_size: int = Field(default=200, ge=1)
+    # The office's own templates, looked up before the shipped `templates/`.
+    templates_dir: Path | None = None
+    # Read from WANGJIAN_SMTP_* by default; a test or the demo may pass its own.
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     reports_dir: Path = Path("var/reports")
     rejects_dir: Path = Path("var/rejects")
     prefect_home: Path = Path("var/prefect")
     locale: str = "zh"
-
-    @cached_property
-    def smtp(self) -> SmtpSettings:
-        return SmtpSettings()
 
     @cached_property
     def portal(self) -> PortalSettings:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from wangjian.cli import demo_cmd, feedback_cmd, init_cmd, report_cmd, serve_cmd, server_cmd
+from wangjian.cli import (
+    demo_cmd,
+    feedback_cmd,
+    init_cmd,
+    outbox_cmd,
+    report_cmd,
+    serve_cmd,
+    server_cmd,
+)
 
 app = typer.Typer(
     name="wangjian",
@@ -32,6 +40,7 @@ report_cmd.register(app)
 server_cmd.register(app)
 feedback_cmd.register(app)
 serve_cmd.register(app)
+outbox_cmd.register(app)
 
 
 def main() -> None:

@@ -253,7 +253,7 @@ class Notice(Base):
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(
         String(20), default="queued"
-    )  # queued | grouped | sent | failed
+    )  # queued | grouped | sent | failed | withdrawn (its item resolved before it went out)
     message_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -270,10 +270,15 @@ class Message(Base):
     party: Mapped[str] = mapped_column(String(40))
     recipient: Mapped[str] = mapped_column(String(254))
     cc: Mapped[list[Any]] = mapped_column(default=list)
+    group_key: Mapped[str] = mapped_column(String(120), default="")
+    part: Mapped[int] = mapped_column(
+        Integer, default=1
+    )  # a digest split by the cap: part of parts
+    parts: Mapped[int] = mapped_column(Integer, default=1)
     locale: Mapped[str] = mapped_column(String(5), default="zh")
     notice_count: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="ready")
-    # ready | sending | sent | retry | failed
+    # ready | sending | sent | retry | failed | cancelled (nothing left to say)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(80))
