@@ -4,6 +4,8 @@ the 2025 test campaign."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,17 +14,32 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wangjian.bootstrap import App
+from wangjian.bootstrap import App, build_app, use_app
 from wangjian.domain.deadlines import compute_due
 from wangjian.ledger.clocks import meet_clock, open_clock
 from wangjian.ledger.db import transaction
 from wangjian.ledger.extensions import outcome_due
 from wangjian.ledger.models import Lead, Notice, Obligation, Referral
 from wangjian.ledger.obligations import open_obligations
+from wangjian.ledger.setup import initialise_ledger
 from wangjian.ledger.sweep import SweepResult, sweep_deadlines
+
+from .conftest import make_settings
 
 CAMPAIGN_2025 = Path(__file__).parent / "data" / "campaign-2025"
 TZ = ZoneInfo("Asia/Shanghai")
+
+
+@contextmanager
+def campaign_app(
+    tmp_path: Path, database_url: str, config_dir: Path = CAMPAIGN_2025
+) -> Iterator[App]:
+    """An initialised App on a campaign folder (the 2025 test campaign by default), installed."""
+    built = build_app(make_settings(tmp_path, database_url, config_dir=config_dir))
+    initialise_ledger(built)
+    with use_app(built):
+        yield built
+    built.dispose()
 
 
 def local(text: str) -> datetime:

@@ -17,19 +17,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from wangjian.bootstrap import App, build_app, use_app
+from wangjian.bootstrap import App
 from wangjian.ledger.bulletin import build_office_digest
 from wangjian.ledger.db import transaction
 from wangjian.ledger.events import history
 from wangjian.ledger.extensions import approve_extension
 from wangjian.ledger.models import Deadline, Extension, Notice, Referral
 from wangjian.ledger.obligations import record_submission
-from wangjian.ledger.setup import initialise_ledger
 
-from .conftest import make_settings
 from .deadline_factories import (
-    CAMPAIGN_2025,
     acknowledge,
+    campaign_app,
     close,
     local,
     make_referral,
@@ -125,11 +123,8 @@ SUBMISSIONS = [
 @pytest.fixture
 def campaign(tmp_path: Path, database_url: str) -> Iterator[App]:
     """The 2025 test campaign on a fresh ledger (SQLite and PostgreSQL)."""
-    built = build_app(make_settings(tmp_path, database_url, config_dir=CAMPAIGN_2025))
-    initialise_ledger(built)
-    with use_app(built):
-        yield built
-    built.dispose()
+    with campaign_app(tmp_path, database_url) as app:
+        yield app
 
 
 def _addresses(app: App, party: str) -> dict[str, str]:
