@@ -195,8 +195,19 @@ def test_a_whole_campaign_replayed_day_by_day(campaign: App) -> None:
         assert clock.listed_at == local("2025-10-23")
         assert clock.escalated_at == local("2025-10-16")
         assert str(clock.overdue_since) == "2025-10-11"  # the make-up Saturday
-        actions = [e.action for e in history(session, subject_type="referral", subject_id=b.id)]
-        assert actions == ["deadline.overdue", "deadline.escalated", "deadline.listed"]
+        events = history(session, subject_type="referral", subject_id=b.id)
+        assert [e.action for e in events] == [
+            "deadline.overdue",
+            "deadline.escalated",
+            "deadline.listed",
+        ]
+        assert events[-1].data == {
+            "deadline_id": clock.id,
+            "clock": "referral_ack",
+            "version": 1,
+            "step": "supervision",
+        }
+        assert events[-1].at == local("2025-10-23") and events[-1].actor == "sweep"
         a = session.get(Referral, referrals["A"])
         assert a is not None
         assert (str(a.due_on), a.extension_days, a.extension_reason) == (

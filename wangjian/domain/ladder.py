@@ -52,7 +52,7 @@ def bulk_step_times(
     tz: ZoneInfo,
 ) -> np.ndarray:
     """Fire times (UTC, datetime64[ns]) of every step for many deadlines: shape (rows, steps)."""
-    ordinals = np.fromiter((d.toordinal() for d in due_on), dtype=np.int64, count=len(due_on))
+    ordinals = day_ordinals(due_on)
     due_at_utc = pd.to_datetime(due_at, utc=True).to_numpy(dtype="datetime64[ns]")
     out = np.empty((len(due_on), len(ladder)), dtype="datetime64[ns]")
     for j, step in enumerate(ladder):
@@ -65,6 +65,16 @@ def bulk_step_times(
             days = calendar.shift_working_days_bulk(ordinals, step.offset)
         out[:, j] = _local_midnights_utc(days, tz)
     return out
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def day_ordinals(days: pd.Series) -> np.ndarray:
+    """`date.toordinal()` of each day, given as dates or as datetime64 (vectorised)."""
+    if pd.api.types.is_datetime64_any_dtype(days.dtype):
+        return days.to_numpy(dtype="datetime64[D]").astype(np.int64) + _EPOCH_ORDINAL
+    return np.fromiter((d.toordinal() for d in days), dtype=np.int64, count=len(days))
 
 
 def _local_midnights_utc(ordinals: np.ndarray, tz: ZoneInfo) -> np.ndarray:
