@@ -61,6 +61,7 @@ _COLUMNS = [
     "escalated_at",
     "listed_at",
 ]
+_TIMES = frozenset({"due_on", "due_at", "overdue_since", "escalated_at", "listed_at"})
 
 
 @dataclass
@@ -121,9 +122,6 @@ def select_due_clocks(session: Session, *, as_of: datetime) -> pd.DataFrame:
     for name in ("due_on", "overdue_since"):
         frame[name] = pd.to_datetime(frame[name], format="ISO8601")
     return frame
-
-
-_TIMES = frozenset({"due_on", "due_at", "overdue_since", "escalated_at", "listed_at"})
 
 
 def sweep_deadlines(*, session: Session, app: App, as_of: datetime) -> SweepResult:
