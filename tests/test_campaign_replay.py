@@ -169,7 +169,7 @@ def test_a_whole_campaign_replayed_day_by_day(campaign: App) -> None:
                 assert notice.audience == to
                 assert notice.recipient == addresses[to]
                 assert notice.cc == [addresses[a] for a in cc]
-            if day.date().isoformat() in ("2025-11-06", "2025-12-31"):
+            if day.date().isoformat() in ("2025-10-16", "2025-10-23", "2025-11-06", "2025-12-31"):
                 digests[day.date().isoformat()] = build_office_digest(
                     session=session, app=app, as_of=day
                 )
@@ -216,6 +216,17 @@ def test_a_whole_campaign_replayed_day_by_day(campaign: App) -> None:
             "需调取平台交易数据",
         )
         assert str(a.original_due_on) == "2025-10-23"
+
+    # Escalations made on the day, for the office's artifact.
+    for day_text, step in (("2025-10-16", "告知分管领导"), ("2025-10-23", "挂牌督办")):
+        today = digests[day_text].escalations_today
+        assert list(today["升级"]) == [step] and list(today["单位"]) == ["XX海关"]
+        assert (
+            today["事项"]
+            .iloc[0]
+            .startswith(f"移送#{referrals['B']}(线索签收)进出口及跨境电商侵权假冒")
+        )
+    assert digests["2025-11-06"].escalations_today.empty
 
     early = digests["2025-11-06"]
     assert list(early.listed["事项"].str.contains("移送#")) == [True, False]

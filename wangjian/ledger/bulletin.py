@@ -136,9 +136,9 @@ def label_items(session: Session, items: pd.DataFrame, *, app: App) -> list[str]
             r = referrals[subject_id]
             who = " · ".join(x for x in (r.platform, r.shop_name or r.operator_name) if x)
             text = who or (r.summary or "")[:40]
-            labels.append(
-                f"移送#{subject_id}({KIND_ZH.get(kind, kind)}){r.category or ''} {text}".strip()
-            )
+            category = app.config.categories.get(r.category or "")
+            what = category.name_zh if category else (r.category or "")
+            labels.append(f"移送#{subject_id}({KIND_ZH.get(kind, kind)}){what} {text}".strip())
         elif subject_type == "obligation":
             labels.append(str(titles.get(subject_id, f"报送事项#{subject_id}")))
         else:
