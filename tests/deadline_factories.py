@@ -18,8 +18,8 @@ from wangjian.bootstrap import App, build_app, use_app
 from wangjian.domain.deadlines import compute_due
 from wangjian.ledger.clocks import meet_clock, open_clock
 from wangjian.ledger.db import transaction
-from wangjian.ledger.extensions import outcome_due
-from wangjian.ledger.models import Lead, Notice, Obligation, Referral
+from wangjian.ledger.extensions import is_listed_operator, outcome_due
+from wangjian.ledger.models import Lead, ListedOperator, Notice, Obligation, Referral
 from wangjian.ledger.obligations import open_obligations
 from wangjian.ledger.setup import initialise_ledger
 from wangjian.ledger.sweep import SweepResult, sweep_deadlines
@@ -59,9 +59,22 @@ def make_referral(
     kind: str = "referral",
     category: str = "trademark",
     shop: str | None = None,
+    listed_operator: bool = False,
 ) -> Referral:
-    """A lead referred to `agency` at `received`, its acknowledgement clock running."""
+    """A lead referred to `agency` at `received`, its acknowledgement clock running (a lead
+    about an operator on the removed-merchants list gets the faster outcome limit)."""
+    listed = None
+    if listed_operator:
+        listed = ListedOperator(
+            list_kind="removed_by_platform",
+            identity_key=f"shop:{number}",
+            shop_name=shop or f"测试店铺{number}",
+            listed_on=received.date(),
+        )
+        session.add(listed)
+        session.flush()
     lead = Lead(
+        listed_operator_id=listed.id if listed else None,
         source="test",
         source_lead_id=f"L{number}",
         category=category,
@@ -77,7 +90,9 @@ def make_referral(
     session.flush()
     policy = app.config.policy(kind)
     ack = compute_due(app.calendar, received, policy.acknowledge, tz=app.tz)
-    outcome = compute_due(app.calendar, received, policy.outcome, tz=app.tz)
+    limit = policy.listed_operator_outcome if listed_operator else policy.outcome
+    assert limit is not None
+    outcome = compute_due(app.calendar, received, limit, tz=app.tz)
     referral = Referral(
         lead_id=lead.id,
         agency_code=agency,
@@ -119,7 +134,7 @@ def acknowledge(session: Session, app: App, referral: Referral, at: datetime) ->
         kind="referral_outcome",
         party=referral.agency_code,
         ladder=app.config.policy(referral.kind).outcome_ladder,
-        due=outcome_due(app, referral),
+        due=outcome_due(app, referral, listed_operator=is_listed_operator(session, referral)),
     )
 
 

@@ -205,3 +205,30 @@ def test_an_extension_before_acknowledgement_moves_the_date_the_outcome_clock_wi
         assert referral is not None
         acknowledge(session, campaign, referral, local("2025-09-29 11:00"))
         assert clock.kind == "referral_outcome" and clock.due_on == date(2025, 11, 13)
+
+
+def test_a_lead_about_a_listed_operator_extends_its_faster_limit(campaign: App) -> None:
+    # Leads about merchants a platform already removed are verified within 10 working days
+    # (policy `listed_operator_outcome`), extendable by 15: 25 working days from 26 Sep.
+    with transaction(campaign.sessions) as session:
+        referral = make_referral(
+            session,
+            campaign,
+            agency="samr",
+            received=local("2025-09-26 15:00"),
+            number=3,
+            listed_operator=True,
+        )
+        acknowledge(session, campaign, referral, local("2025-09-29 10:00"))
+        assert referral.due_on == date(2025, 10, 16)
+        referral_id = referral.id
+    request = _request(campaign, referral_id, 15, "需异地协查", "2025-10-15 10:00")
+    with transaction(campaign.sessions) as session:
+        due = approve_extension(
+            session=session,
+            app=campaign,
+            extension_id=request,
+            actor="office",
+            at=local("2025-10-15 11:00"),
+        )
+    assert due.due_on == date(2025, 11, 6) and due.count == 25

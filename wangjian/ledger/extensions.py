@@ -17,7 +17,7 @@ from wangjian.campaign.models import Limit, SlaPolicy
 from wangjian.domain.deadlines import DueDate, compute_due
 from wangjian.ledger.clocks import clock_of, open_clock
 from wangjian.ledger.events import record_event
-from wangjian.ledger.models import Extension, Referral
+from wangjian.ledger.models import Extension, Lead, Referral
 
 FINISHED = ("closed", "returned", "reassigned")
 
@@ -33,9 +33,25 @@ def frozen_policy(app: App, referral: Referral) -> SlaPolicy:
     return SlaPolicy.model_validate({**configured.model_dump(mode="json"), **frozen})
 
 
-def outcome_due(app: App, referral: Referral, *, extra: int | None = None) -> DueDate:
+def is_listed_operator(session: Session, referral: Referral) -> bool:
+    """Whether the referral's lead is about an operator already removed or blacklisted."""
+    lead = session.get(Lead, referral.lead_id)
+    return lead is not None and lead.listed_operator_id is not None
+
+
+def outcome_limit(app: App, referral: Referral, *, listed_operator: bool = False) -> Limit:
+    """The outcome limit that applies: the faster one for leads about listed operators."""
+    policy = frozen_policy(app, referral)
+    if listed_operator and policy.listed_operator_outcome is not None:
+        return policy.listed_operator_outcome
+    return policy.outcome
+
+
+def outcome_due(
+    app: App, referral: Referral, *, listed_operator: bool = False, extra: int | None = None
+) -> DueDate:
     """The referral's outcome deadline from receipt, with its approved extensions (or `extra`)."""
-    limit: Limit = frozen_policy(app, referral).outcome
+    limit = outcome_limit(app, referral, listed_operator=listed_operator)
     days = referral.extension_days if extra is None else extra
     return compute_due(app.calendar, referral.received_at, limit, tz=app.tz, extra=days)
 
@@ -65,14 +81,15 @@ def approve_extension(
     extension, referral = _pending(session, extension_id)
     if referral.status in FINISHED:
         raise ExtensionError(f"referral {referral.id} is {referral.status}: nothing to extend")
-    limit = frozen_policy(app, referral).outcome
+    listed = is_listed_operator(session, referral)
+    limit = outcome_limit(app, referral, listed_operator=listed)
     total = referral.extension_days + extension.days
     if extension.days <= 0 or total > limit.extendable_by:
         raise ExtensionError(
             f"referral {referral.id}: {extension.days} more days would make {total}; "
             f"the policy allows at most {limit.extendable_by}"
         )
-    due = outcome_due(app, referral, extra=total)
+    due = outcome_due(app, referral, listed_operator=listed, extra=total)
     before = referral.due_on
     referral.due_on, referral.extension_days = due.due_on, total
     referral.provisional = referral.provisional or due.provisional
@@ -118,6 +135,7 @@ def approve_extension(
         at=at,
         data=data,
     )
+    session.flush()  # callers may re-read the request (the portal refreshes it)
     return due
 
 
@@ -149,4 +167,5 @@ def refuse_extension(
             "note": note,
         },
     )
+    session.flush()  # callers may re-read the request (the portal refreshes it)
     return extension

@@ -163,6 +163,15 @@ def _event(
     }
 
 
+def close_obligation(*, session: Session, obligation: Obligation, at: datetime) -> bool:
+    """Mark an obligation submitted and stop its clock; False if it was submitted already."""
+    if obligation.status == "submitted":
+        return False  # the first complete submission is the one that counts for being on time
+    obligation.status, obligation.submitted_at = "submitted", at
+    meet_clock(session, subject_type="obligation", subject_id=obligation.id, at=at)
+    return True
+
+
 def record_submission(
     *,
     session: Session,
@@ -194,10 +203,8 @@ def record_submission(
         problems=problems or [],
     )
     session.add(submission)
-    if complete and obligation.status != "submitted":
-        # The first complete submission is the one that counts for being on time.
-        obligation.status, obligation.submitted_at = "submitted", at
-        meet_clock(session, subject_type="obligation", subject_id=obligation.id, at=at)
+    if complete:
+        close_obligation(session=session, obligation=obligation, at=at)
     elif not complete and obligation.status == "open":
         obligation.status = "incomplete"  # the clock keeps running until it is complete
     session.flush()

@@ -25,7 +25,7 @@ from wangjian.domain.obligations import plan_obligations
 from wangjian.ledger.clocks import open_clock
 from wangjian.ledger.db import transaction
 from wangjian.ledger.events import record_event, record_events
-from wangjian.ledger.extensions import FINISHED, frozen_policy, outcome_due
+from wangjian.ledger.extensions import FINISHED, frozen_policy, is_listed_operator, outcome_due
 from wangjian.ledger.models import Deadline, Obligation, Referral
 from wangjian.ledger.obligations import OPEN_STATUSES, move_obligation
 
@@ -80,8 +80,9 @@ def _recompute_referral(
 ) -> list[dict[str, Any]]:
     policy = frozen_policy(app, referral)
     ack = compute_due(app.calendar, referral.received_at, policy.acknowledge, tz=app.tz)
-    outcome = outcome_due(app, referral)
-    original = outcome_due(app, referral, extra=0)
+    listed = is_listed_operator(session, referral)
+    outcome = outcome_due(app, referral, listed_operator=listed)
+    original = outcome_due(app, referral, listed_operator=listed, extra=0)
     before = (referral.ack_due_on, referral.due_on)
     referral.ack_due_on, referral.due_on = ack.due_on, outcome.due_on
     referral.original_due_on = original.due_on
