@@ -12,6 +12,7 @@ from wangjian.cli import (
     report_cmd,
     serve_cmd,
     server_cmd,
+    sweep_cmd,
 )
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ def _root() -> None:
 init_cmd.register(app)
 demo_cmd.register(app)
 report_cmd.register(app)
+sweep_cmd.register(app)
 server_cmd.register(app)
 feedback_cmd.register(app)
 serve_cmd.register(app)

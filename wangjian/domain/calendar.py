@@ -146,6 +146,16 @@ class WorkCalendar:
         _workday, _known, cumulative, _index = self._table
         return int(cumulative[self._offset(end)] - cumulative[self._offset(start)])
 
+    def working_days_between_bulk(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Vectorised `working_days_between` over arrays of `date.toordinal()` values."""
+        workday, _known, cumulative, _index = self._table
+        first = np.asarray(start, dtype=np.int64) - FIRST.toordinal()
+        last = np.asarray(end, dtype=np.int64) - FIRST.toordinal()
+        for offsets in (first, last):
+            if offsets.size and (offsets.min() < 0 or offsets.max() >= workday.size):
+                raise ValueError("a date is outside the calendar's range")
+        return cumulative[last] - cumulative[first]
+
     def unknown_between(self, start: date, end: date) -> list[int]:
         """Years between two dates (inclusive) whose official calendar is unknown."""
         return sorted({y for y in range(start.year, end.year + 1) if not self.year_known(y)})

@@ -52,7 +52,7 @@ def bulk_step_times(
     tz: ZoneInfo,
 ) -> np.ndarray:
     """Fire times (UTC, datetime64[ns]) of every step for many deadlines: shape (rows, steps)."""
-    ordinals = np.fromiter((d.toordinal() for d in due_on), dtype=np.int64, count=len(due_on))
+    ordinals = day_ordinals(due_on)
     due_at_utc = pd.to_datetime(due_at, utc=True).to_numpy(dtype="datetime64[ns]")
     out = np.empty((len(due_on), len(ladder)), dtype="datetime64[ns]")
     for j, step in enumerate(ladder):
@@ -65,6 +65,16 @@ def bulk_step_times(
             days = calendar.shift_working_days_bulk(ordinals, step.offset)
         out[:, j] = _local_midnights_utc(days, tz)
     return out
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def day_ordinals(days: pd.Series) -> np.ndarray:
+    """`date.toordinal()` of each day, given as dates or as datetime64 (vectorised)."""
+    if pd.api.types.is_datetime64_any_dtype(days.dtype):
+        return days.to_numpy(dtype="datetime64[D]").astype(np.int64) + _EPOCH_ORDINAL
+    return np.fromiter((d.toordinal() for d in days), dtype=np.int64, count=len(days))
 
 
 def _local_midnights_utc(ordinals: np.ndarray, tz: ZoneInfo) -> np.ndarray:
@@ -106,3 +116,40 @@ def steps_to_send(
     after = [i for i in ready if ladder[i].step not in PRE_DEADLINE]
     send = [] if overdue or not before else [before[-1]]
     return send + after, ready[-1] + 1
+
+
+def bulk_steps_to_send(
+    ladder: list[LadderStep],
+    fire_times: np.ndarray,
+    next_step: np.ndarray,
+    as_of: np.datetime64,
+    due_at: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`steps_to_send` for many deadlines of one ladder at once.
+
+    `fire_times` is (rows, steps) and `due_at` (rows,), both naive UTC datetime64; returns a
+    boolean (rows, steps) matrix of the steps to send and the next step index of each row.
+    """
+    rows, width = fire_times.shape
+    nxt = np.asarray(next_step, dtype=np.int64)
+    if width == 0 or rows == 0:
+        return np.zeros((rows, width), dtype=bool), nxt.copy()
+    columns = np.arange(width)
+    ready = (columns[None, :] >= nxt[:, None]) & (fire_times <= as_of)
+    pre = np.array([step.step in PRE_DEADLINE for step in ladder], dtype=bool)
+    overdue = as_of > due_at
+    send = ready & ~pre[None, :]
+    ready_pre = ready & pre[None, :]
+    latest_pre = _last_true(ready_pre)
+    # Only the latest pre-deadline step still means something, and none once the deadline passed.
+    keep = np.flatnonzero((latest_pre >= 0) & ~overdue)
+    send[keep, latest_pre[keep]] = True
+    latest = _last_true(ready)
+    return send, np.where(latest >= 0, latest + 1, nxt)
+
+
+def _last_true(matrix: np.ndarray) -> np.ndarray:
+    """Column index of the last True in each row, or -1 for a row with none."""
+    width = matrix.shape[1]
+    last = width - 1 - np.argmax(matrix[:, ::-1], axis=1)
+    return np.where(matrix.any(axis=1), last, -1)

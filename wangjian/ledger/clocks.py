@@ -56,7 +56,9 @@ def open_clock(
     clock.status, clock.met_at = "open", None
     clock.next_step, clock.last_step = 0, None
     clock.next_fire_at = first_fire(app, ladder, due.due_on, due.due_at)
-    clock.overdue_since = None
+    # A restarted ladder starts clean: escalation and listing belong to the ladder that made them
+    # (the event trail keeps them).
+    clock.overdue_since, clock.escalated_at, clock.listed_at = None, None, None
     return clock
 
 

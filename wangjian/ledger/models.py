@@ -206,6 +206,8 @@ class Deadline(Base):
     __table_args__ = (
         UniqueConstraint("subject_type", "subject_id"),
         Index("ix_deadlines_due", "status", "next_fire_at"),
+        # The office's overdue tables read only what is past due, not everything open.
+        Index("ix_deadlines_overdue", "status", "due_at"),
         Index("ix_deadlines_party", "party", "status"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

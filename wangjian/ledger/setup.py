@@ -10,6 +10,7 @@ from wangjian.bootstrap import App
 from wangjian.ledger import migrate
 from wangjian.ledger.db import DatabaseUnavailable, transaction
 from wangjian.ledger.parties import read_meta, sync_parties, write_meta
+from wangjian.ledger.provisional import recompute_on_init
 
 
 def initialise_ledger(app: App) -> dict[str, Any]:
@@ -51,4 +52,4 @@ def initialise_ledger(app: App) -> dict[str, Any]:
 
 # Later stages register work that `init` must redo when the configuration changes (e.g. the
 # deadline engine recomputes provisional due dates once a missing calendar year is added).
-INIT_HOOKS: list[Any] = []
+INIT_HOOKS: list[Any] = [recompute_on_init]

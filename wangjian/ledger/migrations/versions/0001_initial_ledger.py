@@ -50,6 +50,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deadlines", schema=None) as batch_op:
         batch_op.create_index("ix_deadlines_due", ["status", "next_fire_at"], unique=False)
+        batch_op.create_index("ix_deadlines_overdue", ["status", "due_at"], unique=False)
         batch_op.create_index("ix_deadlines_party", ["party", "status"], unique=False)
 
     op.create_table(
@@ -516,6 +517,7 @@ def downgrade() -> None:
     op.drop_table("events")
     with op.batch_alter_table("deadlines", schema=None) as batch_op:
         batch_op.drop_index("ix_deadlines_party")
+        batch_op.drop_index("ix_deadlines_overdue")
         batch_op.drop_index("ix_deadlines_due")
 
     op.drop_table("deadlines")
