@@ -22,6 +22,7 @@ from wangjian.bootstrap import App
 from wangjian.ledger.clocks import cancel_clock, meet_clock, open_clock
 from wangjian.ledger.events import record_event
 from wangjian.ledger.models import Extension, Lead, Obligation, Referral, Submission, TypicalCase
+from wangjian.ledger.obligations import close_obligation
 
 # Outcome codes (CONTRACT.md) with the terms agencies use.
 OUTCOMES: dict[str, tuple[str, str]] = {
@@ -318,7 +319,7 @@ def submit_monthly_report(
     )
     session.add(submission)
     session.flush()
-    close_obligation(session, obligation=obligation, submission=submission, at=at)
+    close_obligation(session=session, obligation=obligation, at=at)
     _record_submission_event(session, app, obligation, submission, actor, at, origin)
     return submission
 
@@ -384,21 +385,9 @@ def submit_summary_package(
     if problems:
         obligation.status = "incomplete"
     else:
-        close_obligation(session, obligation=obligation, submission=submission, at=at)
+        close_obligation(session=session, obligation=obligation, at=at)
     _record_submission_event(session, app, obligation, submission, actor, at, origin)
     return submission
-
-
-def close_obligation(
-    session: Session, *, obligation: Obligation, submission: Submission, at: datetime
-) -> None:
-    """Mark an obligation met and stop its clock.
-
-    Stand-in for `wangjian.ledger.obligations.record_submission` (written in parallel): swap
-    this body for a call to it once it lands.
-    """
-    obligation.status, obligation.submitted_at = "submitted", at
-    meet_clock(session, subject_type="obligation", subject_id=obligation.id, at=at)
 
 
 def package_rules(app: App, obligation: Obligation) -> PackageRules:

@@ -7,20 +7,19 @@ notice to the agency's contact.
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
-from types import ModuleType
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agencies.errors import NotFound, Refused
-from agencies.timing import ack_ladder, freeze_policy, outcome_ladder, outcome_limit
+from agencies.timing import ack_ladder, freeze_policy
 from wangjian.bootstrap import App
 from wangjian.campaign.models import SlaPolicy
-from wangjian.domain.deadlines import compute_due, end_of_day
+from wangjian.domain.deadlines import compute_due
 from wangjian.ledger.clocks import cancel_clock, open_clock
 from wangjian.ledger.events import record_event
+from wangjian.ledger.extensions import approve_extension, refuse_extension
 from wangjian.ledger.models import Extension, Lead, Party, Referral
 from wangjian.ledger.outbox import notice_key, queue_notices
 
@@ -337,13 +336,10 @@ def decide_extension(
         raise Refused(
             f"延期申请{extension_id}已处理", f"extension request {extension_id} is already decided"
         )
-    service = _ledger_extensions()
-    if service is not None:
-        decide = service.approve_extension if approve else service.refuse_extension
-        decide(session=session, app=app, extension_id=extension_id, actor=actor, at=at, note=note)
-        session.refresh(extension)
-        return extension
-    return _decide_extension_here(session, app, extension, approve, actor, at, note)
+    decide = approve_extension if approve else refuse_extension
+    decide(session=session, app=app, extension_id=extension_id, actor=actor, at=at, note=note)
+    session.refresh(extension)
+    return extension
 
 
 def revoke_links(
@@ -363,78 +359,6 @@ def revoke_links(
         data={"party": party.code, "token_version": party.token_version},
     )
     return party.token_version
-
-
-def _ledger_extensions() -> ModuleType | None:
-    # `wangjian.ledger.extensions` (approve_extension / refuse_extension) is written in parallel;
-    # until it lands, the small decision below keeps the portal working.
-    try:
-        return importlib.import_module("wangjian.ledger.extensions")
-    except ModuleNotFoundError:
-        return None
-
-
-def _decide_extension_here(
-    session: Session,
-    app: App,
-    extension: Extension,
-    approve: bool,
-    actor: str,
-    at: datetime,
-    note: str | None,
-) -> Extension:
-    referral = session.scalar(
-        select(Referral).where(Referral.id == extension.referral_id).with_for_update()
-    )
-    assert referral is not None  # a foreign key
-    extension.status = "approved" if approve else "refused"
-    extension.decided_at, extension.decided_by, extension.decision_note = at, actor, note
-    data: dict[str, object] = {"extension_id": extension.id, "days": extension.days, "note": note}
-    if approve and referral.status in ("open", "acknowledged"):
-        lead = session.get(Lead, referral.lead_id)
-        limit = outcome_limit(
-            app, referral, listed_operator=lead is not None and lead.listed_operator_id is not None
-        )
-        before = referral.due_on
-        planned = compute_due(
-            app.calendar, referral.received_at, limit, tz=app.tz, extra=referral.extension_days
-        )
-        if planned.due_on == before:
-            due = compute_due(
-                app.calendar,
-                referral.received_at,
-                limit,
-                tz=app.tz,
-                extra=referral.extension_days + extension.days,
-            )
-        else:  # a due date set by hand: count the extra days on from it
-            extra = limit.model_copy(update={"count": extension.days})
-            due = compute_due(app.calendar, end_of_day(before, app.tz), extra, tz=app.tz)
-        referral.extension_days += extension.days
-        referral.extension_reason = extension.reason
-        referral.due_on = due.due_on
-        data.update({"due_on_before": before.isoformat(), "due_on": due.due_on.isoformat()})
-        if referral.status == "acknowledged":
-            open_clock(
-                session,
-                app,
-                subject_type="referral",
-                subject_id=referral.id,
-                kind="referral_outcome",
-                party=referral.agency_code,
-                ladder=outcome_ladder(referral),
-                due=due,
-            )
-    record_event(
-        session,
-        actor=actor,
-        action="extension.approved" if approve else "extension.refused",
-        subject_type="referral",
-        subject_id=referral.id,
-        at=at,
-        data=data,
-    )
-    return extension
 
 
 def _party(session: Session, code: str) -> Party:
