@@ -67,10 +67,13 @@ def open_import(path: str, as_of: str | None = None) -> ImportPlan:
     return ImportPlan(file=info, state=state, report=report)
 
 
-@task(cache_policy=NO_CACHE)
 def read_leads(file: FileInfo, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """The file's rows, a chunk at a time (a million rows never sit in memory at once)."""
-    yield from read_lead_chunks(file, chunk_rows)
+    """The file's rows, a chunk at a time (a million rows never sit in memory at once).
+
+    Not a task: a generator task keeps its transaction open while it is suspended, and every
+    task run meanwhile would be staged in it with its result — the whole file, in memory.
+    """
+    return read_lead_chunks(file, chunk_rows)
 
 
 @task(cache_policy=NO_CACHE)

@@ -26,7 +26,7 @@ def run_import(
     plan = open_import.fn(str(path), as_of)
     if plan.finished:
         return {**plan.summary(), "already_imported": True}
-    for done, raw in enumerate(read_leads.fn(plan.file, chunk_rows)):
+    for done, raw in enumerate(read_leads(plan.file, chunk_rows)):
         if stop_after is not None and done == stop_after:
             raise Interrupted(f"stopped after {done} chunks")
         checked = check_leads.fn(raw, plan.report)
