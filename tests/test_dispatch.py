@@ -251,7 +251,7 @@ def test_a_rerun_after_an_interruption_resumes_and_refers_each_lead_once(
 def test_a_chunk_that_fails_half_way_leaves_nothing_behind(app: App, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "f.csv", [lead(i) for i in range(1, 21)])
     plan = open_import.fn(str(path), AS_OF)
-    (raw,) = list(read_leads.fn(plan.file, 50_000))
+    (raw,) = list(read_leads(plan.file, 50_000))
     batch = route_leads.fn(check_leads.fn(raw, plan.report), last_row=int(raw["row"].max()))
     broken = batch.referrals.copy()
     broken.loc[10, "agency"] = "no-such-agency"  # fails on the referrals, after the leads went in
@@ -311,3 +311,33 @@ def test_referrals_are_listed_with_the_sources_lead_id(app: App, tmp_path: Path)
     ]
     assert set(everything[0]) >= {"id", "lead_id", "agency", "kind", "status", "due_on"}
     assert np.all(np.diff([r["id"] for r in everything]) > 0)
+
+
+def test_a_referral_made_elsewhere_meanwhile_is_still_found_open(app: App, tmp_path: Path) -> None:
+    run_import(write_csv(tmp_path / "a.csv", [lead(1)]))  # the import's lookups are now warm
+    with app.sessions.begin() as s:  # e.g. the office reassigns a lead by hand
+        original = s.scalars(select(Referral)).one()
+        s.add(
+            Referral(
+                lead_id=original.lead_id,
+                agency_code="customs",
+                kind="referral",
+                category="counterfeit_import",
+                listing_key="shop.example.com/item/77",
+                status="open",
+                reason="办公室改派",
+                rule="office",
+                policy={},
+                received_at=original.received_at,
+                ack_due_on=original.ack_due_on,
+                due_on=original.due_on,
+                original_due_on=original.due_on,
+            )
+        )
+    second = run_import(
+        write_csv(
+            tmp_path / "b.csv",
+            [lead(2, category="counterfeit_import", url="https://shop.example.com/item/77")],
+        )
+    )
+    assert second["attached"] == 1 and second["referrals"] == {}

@@ -15,7 +15,11 @@ are derived from the new referrals by `INSERT … SELECT` inside the database.
 from __future__ import annotations
 
 import json
-from collections import Counter
+import sqlite3
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -28,7 +32,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    bindparam,
     case,
     cast,
     func,
@@ -36,9 +39,9 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -280,15 +283,15 @@ class LeadBatch:
 
 def dispatch_batch(*, app: App, import_id: int, batch: LeadBatch) -> dict[str, Any]:
     """Write one chunk in one transaction; returns its counts (empty if it was done before)."""
-    with transaction(app.sessions) as session:
-        _lock(session)
+    with _dispatch_transaction(app) as session:
         imp = session.get(Import, import_id, with_for_update=True)
         assert imp is not None, f"no import {import_id}"
         done_through = imp.rows_read
         if batch.last_row <= done_through:
             return {}  # committed before a crash (or by a retried task): nothing to redo
         leads, referrals = _after(batch, done_through)
-        counts = _write(_writer(session), app, imp, leads, referrals)
+        writer = _writer(session)
+        counts = _write(writer, app, imp, leads, referrals)
         rows = np.concatenate([leads["row"].to_numpy(dtype=np.int64), batch.rejected_rows])
         counts["rows"] = int((rows > done_through).sum())
         counts["rejected"] = int((batch.rejected_rows > done_through).sum())
@@ -300,7 +303,80 @@ def dispatch_batch(*, app: App, import_id: int, batch: LeadBatch) -> dict[str, A
         imp.chunks_done = (imp.chunks_done or 0) + 1
         data = {"chunk": imp.chunks_done, "last_row": batch.last_row, **counts}
         record_events(session, [_event("leads_dispatched", imp.id, imp.as_of, data)])
-        return counts
+    for hook in writer.after_commit:
+        hook()
+    return counts
+
+
+@contextmanager
+def _dispatch_transaction(app: App) -> Iterator[Session]:
+    """One dispatcher at a time. On SQLite the commit leaves the copying of the write-ahead log
+    into the database (the checkpoint, as much I/O again as the chunk) to a thread of its own,
+    so the next chunk is written meanwhile."""
+    if app.engine.dialect.name != "sqlite":
+        with transaction(app.sessions) as session:
+            _lock(session)
+            yield session
+        return
+    with app.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        # A setting of the connection, read at commit: set before BEGIN, restored after COMMIT.
+        previous = int(raw.execute("pragma wal_autocheckpoint").fetchone()[0])
+        raw.execute("pragma wal_autocheckpoint=0")
+        try:
+            with connection.begin(), Session(bind=connection) as session:
+                yield session
+                session.flush()
+        finally:
+            raw.execute(f"pragma wal_autocheckpoint={previous}")
+    _checkpointer(app.engine).request()
+
+
+class _Checkpointer:
+    """Checkpoints a SQLite database's write-ahead log when asked, in a thread of its own.
+
+    A PASSIVE checkpoint never blocks the writer; one that fails (busy) is simply left to the
+    next request or to the next commit that checkpoints by itself. Nothing depends on it but
+    the size of the log. The thread ends when it has not been asked for a minute.
+    """
+
+    IDLE_SECONDS = 60.0
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.wanted = threading.Event()
+        self.alive = True
+        threading.Thread(target=self._run, name=f"wal-checkpoint:{path}", daemon=True).start()
+
+    def request(self) -> None:
+        self.wanted.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            while self.wanted.wait(self.IDLE_SECONDS):
+                self.wanted.clear()
+                with suppress(sqlite3.Error):
+                    connection.execute("pragma wal_checkpoint(PASSIVE)")
+        finally:
+            with _CHECKPOINTERS_LOCK:
+                self.alive = False
+                _CHECKPOINTERS.pop(self.path, None)
+            connection.close()
+
+
+_CHECKPOINTERS: dict[str, _Checkpointer] = {}
+_CHECKPOINTERS_LOCK = threading.Lock()
+
+
+def _checkpointer(engine: Engine) -> _Checkpointer:
+    path = str(engine.url.database)
+    with _CHECKPOINTERS_LOCK:
+        current = _CHECKPOINTERS.get(path)
+        if current is None or not current.alive:
+            current = _CHECKPOINTERS[path] = _Checkpointer(path)
+        return current
 
 
 def _after(batch: LeadBatch, done_through: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -345,6 +421,9 @@ def _write(
 
     terms = referral_terms(app, imp.as_of)
     _insert_referrals(writer, imp, candidates[made], referral_ids[made], ids, terms, evidence)
+    if writer.open_keys is not None and made.any():
+        new_keys, through = _key_hashes(candidates[made]), int(referral_ids[made].max())
+        writer.after_commit.append(lambda: writer.open_keys.add(new_keys, through))
     _open_clocks_and_queue_notices(writer, imp, terms, referral_ids[made])
     new = set(referral_ids[made].tolist())
     _add_evidence(writer, {r: n for r, n in evidence.items() if r not in new})
@@ -456,11 +535,10 @@ def _insert_referrals(
 def _add_evidence(writer: _Writer, evidence: dict[int, int]) -> None:
     """Count the leads that joined referrals made before this chunk."""
     if evidence:
-        writer.connection.execute(
-            update(REFERRALS)
-            .where(REFERRALS.c.id == bindparam("rid"))
-            .values(evidence_count=REFERRALS.c.evidence_count + bindparam("n")),
-            [{"rid": rid, "n": n} for rid, n in evidence.items()],
+        m = writer.mark
+        writer.connection.exec_driver_sql(
+            f"update referrals set evidence_count = evidence_count + {m} where id = {m}",
+            [(n, rid) for rid, n in evidence.items()],
         )
 
 
@@ -477,16 +555,14 @@ def _mark_attached(
     leads = first.index.to_numpy(dtype=np.int64)
     attached = whole.reindex(first.index).to_numpy(dtype=bool)
     changes = [
-        {"lid": int(ids[lead]), "status": "attached" if whole_ else "referred", "to": int(to)}
+        ("attached" if whole_ else "referred", int(to), int(ids[lead]))
         for lead, whole_, to in zip(leads, attached, first.to_numpy(), strict=True)
     ]
-    writer.connection.execute(
-        update(LEADS)
-        .where(LEADS.c.id == bindparam("lid"))
-        .values(status=bindparam("status"), attached_to=bindparam("to")),
-        changes,
+    m = writer.mark
+    writer.connection.exec_driver_sql(
+        f"update leads set status = {m}, attached_to = {m} where id = {m}", changes
     )
-    return sum(c["status"] == "attached" for c in changes)
+    return int(attached.sum())
 
 
 def _merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
@@ -539,6 +615,10 @@ def _open_matches(writer: _Writer, candidates: pd.DataFrame) -> np.ndarray:
     known = np.full(len(candidates), -1, dtype=np.int64)
     for key in ("listing_key", "operator_key"):
         frame = candidates[["agency", "category", key]].dropna()
+        if writer.open_keys is not None and not frame.empty:
+            # Only keys that may be open are looked up; the others certainly are not.
+            hashes = _OpenKeys.hashes(frame["agency"], frame["category"], frame[key])
+            frame = frame[writer.open_keys.may_contain(hashes)]
         if frame.empty:
             continue
         found: list[tuple[int, str, str, str]] = []
@@ -560,6 +640,86 @@ def _open_matches(writer: _Writer, candidates: pd.DataFrame) -> np.ndarray:
         current = known[rows]
         known[rows] = np.where((current < 0) | (ids < current), ids, current)
     return known
+
+
+class _OpenKeys:
+    """(agency, category, key) that may belong to an open referral: a bitmap of their hashes.
+
+    A bit not set means no open referral has that key, so the ledger need not be asked; a bit
+    set (a true or a false positive, about 1.5% of them with a million referrals open) is
+    checked in the ledger. The bitmap never misses a referral: it is built from the ledger
+    once per database and process, caught up under the write lock before each chunk with the
+    referrals made since (on SQLite ids only grow), and takes a chunk's own referrals once
+    that chunk has committed. Closed referrals stay in it; that costs a lookup, nothing more.
+    """
+
+    BITS = 27  # 2**27 bits: 16 MiB
+
+    def __init__(self) -> None:
+        self.bitmap = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
+        self.watermark = 0  # every referral up to this id has been added (if it was open)
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def hashes(agency: Any, category: Any, key: Any) -> np.ndarray:
+        frame = pd.DataFrame({"agency": agency, "category": category, "key": key})
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+
+    def _slots(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        slot = hashes >> np.uint64(64 - self.BITS)
+        return (slot >> np.uint64(3)).astype(np.int64), np.left_shift(
+            1, (slot & np.uint64(7)).astype(np.uint8)
+        ).astype(np.uint8)
+
+    def add(self, hashes: np.ndarray, through: int) -> None:
+        byte, bit = self._slots(hashes)
+        with self.lock:
+            np.bitwise_or.at(self.bitmap, byte, bit)
+            self.watermark = max(self.watermark, through)
+
+    def may_contain(self, hashes: np.ndarray) -> np.ndarray:
+        byte, bit = self._slots(hashes)
+        return (self.bitmap[byte] & bit) != 0
+
+    def catch_up(self, connection: Any) -> None:
+        """Add the open referrals made since the last time (all of them, the first time)."""
+        since = self.watermark
+        top = connection.exec_driver_sql("select coalesce(max(id), 0) from referrals").scalar()
+        if not top or top <= since:
+            return
+        rows = connection.exec_driver_sql(
+            "select agency_code, category, listing_key, operator_key from referrals "
+            "where id > ? and status in ('open', 'acknowledged')",
+            (since,),
+        ).cursor.fetchall()
+        frame = pd.DataFrame(rows, columns=["agency", "category", "listing_key", "operator_key"])
+        self.add(_key_hashes(frame), int(top))
+
+
+def _key_hashes(referrals: pd.DataFrame) -> np.ndarray:
+    """Hashes of the (agency, category, listing key) and (…, operator key) that referrals have."""
+    parts = []
+    for key in ("listing_key", "operator_key"):
+        has = referrals[key].notna().to_numpy()
+        if has.any():
+            rows = referrals[has]
+            parts.append(_OpenKeys.hashes(rows["agency"], rows["category"], rows[key]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+_OPEN_KEYS: OrderedDict[str, _OpenKeys] = OrderedDict()
+_OPEN_KEYS_LOCK = threading.Lock()
+
+
+def _open_keys(engine: Engine) -> _OpenKeys:
+    """The open-keys bitmap of a SQLite database, for this process (the last few databases)."""
+    path = str(engine.url.database)
+    with _OPEN_KEYS_LOCK:
+        keys = _OPEN_KEYS.pop(path, None) or _OpenKeys()
+        _OPEN_KEYS[path] = keys
+        while len(_OPEN_KEYS) > 2:
+            _OPEN_KEYS.popitem(last=False)
+        return keys
 
 
 # --- clocks and notices, derived in the database ------------------------------------------------
@@ -678,9 +838,12 @@ def _open_clocks_and_queue_notices(
 
 class _Writer:
     dialect = ""
+    mark = "?"  # the driver's parameter marker
+    open_keys: _OpenKeys | None = None
 
     def __init__(self, session: Session) -> None:
         self.connection = session.connection()
+        self.after_commit: list[Any] = []  # what to do once the chunk is in
 
     @property
     def dbapi(self) -> Any:
@@ -731,6 +894,12 @@ class _SqliteWriter(_Writer):
 
     dialect = "sqlite"
 
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        # Ids only grow on SQLite and writers take turns, so the bitmap can be kept exact.
+        self.open_keys = _open_keys(self.connection.engine)
+        self.open_keys.catch_up(self.connection)
+
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         # BEGIN IMMEDIATE holds the write lock: nobody else can take these ids meanwhile.
         top = self.connection.exec_driver_sql(f"select coalesce(max(id), 0) from {table}").scalar()
@@ -779,6 +948,7 @@ class _PostgresWriter(_Writer):
     """COPY into the tables (through a staging table where known leads must be skipped)."""
 
     dialect = "postgresql"
+    mark = "%s"
 
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         if n == 0:
