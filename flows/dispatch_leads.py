@@ -74,5 +74,5 @@ def dispatch_leads(
     publish_dispatch_report(summary)
     send_notifications = _sender()
     if send and send_notifications is not None:
-        send_notifications(as_of=as_of)
+        summary["notifications"] = send_notifications(as_of=as_of)
     return summary

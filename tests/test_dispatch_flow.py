@@ -72,7 +72,7 @@ def test_leads_import_prints_the_contracts_json_and_exits_2_on_rejects(
         [lead(1), lead(2, category="price", region_code="330106"), lead(3, region_code="1")],
     )
     result = CliRunner().invoke(
-        cli, ["leads", "import", str(path), "--as-of", "2021-10-25", "--json", "--no-send"]
+        cli, ["leads", "import", str(path), "--as-of", "2021-10-25", "--json"]
     )
     assert result.exit_code == 2, result.stderr
     output = json.loads(result.stdout)
@@ -84,6 +84,9 @@ def test_leads_import_prints_the_contracts_json_and_exits_2_on_rejects(
         "referrals": {"samr": 1, "transfer_out": 1},
     }
     assert Path(output["reject_report"]).exists() and output["reject_report"] in result.stderr
+    assert output["notifications"], "the notices are sent at the end of the import"
+    with sqlite_app.sessions() as s:
+        assert set(s.scalars(select(Notice.status))) == {"sent"}
 
     listed = CliRunner().invoke(cli, ["referrals", "list", "--agency", "reg-330000", "--json"])
     assert listed.exit_code == 0, listed.stderr

@@ -111,7 +111,7 @@ def import_leads(
     output.update(
         {
             k: result[k]
-            for k in ("attached", "import_id", "as_of", "already_imported")
+            for k in ("attached", "import_id", "as_of", "already_imported", "notifications")
             if k in result
         }
     )
