@@ -8,6 +8,7 @@ from wangjian.cli import (
     demo_cmd,
     feedback_cmd,
     init_cmd,
+    leads_cmd,
     outbox_cmd,
     report_cmd,
     serve_cmd,
@@ -43,6 +44,8 @@ server_cmd.register(app)
 feedback_cmd.register(app)
 serve_cmd.register(app)
 outbox_cmd.register(app)
+leads_cmd.register(app)
+leads_cmd.register_referrals(app)
 
 
 def main() -> None:
