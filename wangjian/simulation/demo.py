@@ -20,7 +20,7 @@ from typing import Any
 
 from wangjian.bootstrap import App, build_app, use_app
 from wangjian.ledger.setup import initialise_ledger
-from wangjian.orchestration import LocalServer, start_server, stop_server
+from wangjian.orchestration import LocalServer, in_process_runs, start_server, stop_server
 from wangjian.settings import PortalSettings, Settings, SmtpSettings, load_settings
 from wangjian.simulation.leads import write_lead_file
 from wangjian.simulation.members import SimulatedCampaign
@@ -99,7 +99,7 @@ def run_demo(
     )
     app = build_app(settings)
     try:
-        with use_app(app):
+        with use_app(app), in_process_runs():
             initialise_ledger(app)
             result = _replay(app, result, leads=leads, seed=seed, until=until, say=say)
     finally:
