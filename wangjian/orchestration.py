@@ -175,3 +175,10 @@ def in_process_runs() -> Iterator[None]:
     settings = get_current_settings().copy_with_update(updates={"flows.heartbeat_frequency": None})
     with SettingsContext(profile=current.profile if current else None, settings=settings):  # type: ignore[arg-type]
         yield
+
+
+def flush_to_server(timeout: float = 15.0) -> None:
+    """Send the logs and events still queued in this process, before its server goes away."""
+    from prefect._internal.concurrency.services import QueueService
+
+    QueueService.drain_all(timeout=timeout)

@@ -20,7 +20,13 @@ from typing import Any
 
 from wangjian.bootstrap import App, build_app, use_app
 from wangjian.ledger.setup import initialise_ledger
-from wangjian.orchestration import LocalServer, in_process_runs, start_server, stop_server
+from wangjian.orchestration import (
+    LocalServer,
+    flush_to_server,
+    in_process_runs,
+    start_server,
+    stop_server,
+)
 from wangjian.settings import PortalSettings, Settings, SmtpSettings, load_settings
 from wangjian.simulation.leads import write_lead_file
 from wangjian.simulation.members import SimulatedCampaign
@@ -105,6 +111,7 @@ def run_demo(
     finally:
         app.dispose()
         if server and not keep_ui:
+            flush_to_server()
             stop_server(settings.prefect_home)
             os.environ.pop("PREFECT_API_URL", None)
             result.ui_url = None
