@@ -147,7 +147,9 @@ def prefect_harness() -> Iterator[None]:
     """One Prefect test harness (a temporary server) for the whole session: it takes ~15 s."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from wangjian.orchestration import in_process_runs
+
+    with prefect_test_harness(server_startup_timeout=120), in_process_runs():
         yield
 
 

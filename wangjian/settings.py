@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -83,14 +82,11 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     # Read from WANGJIAN_SMTP_* by default; a test or the demo may pass its own.
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
     reports_dir: Path = Path("var/reports")
     rejects_dir: Path = Path("var/rejects")
     prefect_home: Path = Path("var/prefect")
     locale: str = "zh"
-
-    @cached_property
-    def portal(self) -> PortalSettings:
-        return PortalSettings()
 
     @model_validator(mode="after")
     def _resolve_config_dir(self) -> Settings:

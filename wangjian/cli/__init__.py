@@ -26,14 +26,15 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """网剑 Wangjian — run a joint online-market enforcement campaign."""
-    from wangjian.orchestration import connect
+    from wangjian.orchestration import connect, in_process_runs
     from wangjian.settings import disable_prefect_analytics, load_settings
 
     disable_prefect_analytics()
     # Report flow runs to the local server (`wangjian server start`) when one is up.
     connect(load_settings().prefect_home)
+    ctx.with_resource(in_process_runs())
 
 
 init_cmd.register(app)
