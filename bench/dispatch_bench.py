@@ -11,7 +11,7 @@ In the same run, each in a process of its own (so each reports its own peak memo
 - naive: one Prefect task per lead, on 1,000 leads;
 - dispatch on PostgreSQL, when a server is given (a scratch database, dropped afterwards).
 
-The file is generated once per size into bench/out/ (see bench/leadgen.py). Bar: >= 40,000
+The file is generated once per size into bench/out/ (see wangjian/simulation/leadgen.py). Bar: >= 40,000
 leads/s on SQLite, within 2.5x of the floor, peak RSS <= 2 GiB.
 """
 
@@ -236,7 +236,7 @@ def main() -> None:
         print(json.dumps(result, ensure_ascii=False, default=str))
         return
 
-    from leadgen import generate_leads
+    from wangjian.simulation.leadgen import generate_leads
 
     path = OUT / f"leads-{args.rows}.csv"
     if not path.exists():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from datetime import date
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from wangjian.cli.common import err, handle_errors
 
@@ -19,41 +20,67 @@ def demo(
     workdir: Path = typer.Option(
         Path("demo-output"), help="Where the demo keeps its database, mail and reports."
     ),
+    leads: int = typer.Option(
+        2400, min=10, help="How many leads arrive over the implementation phase."
+    ),
+    seed: int = typer.Option(2021, help="Seed of the simulation (same seed, same campaign)."),
+    until: str | None = typer.Option(
+        None, help="Stop after this day (ISO date), for a shortened run."
+    ),
+    keep_ui: bool = typer.Option(
+        False, "--keep-ui", help="Leave the Prefect UI and the portal up to explore."
+    ),
 ) -> None:
-    """Simulate a whole campaign in accelerated time on the embedded defaults."""
-    from wangjian.bootstrap import build_app
-    from wangjian.domain.deadlines import compute_due
-    from wangjian.ledger.setup import initialise_ledger
-    from wangjian.settings import load_settings
+    """Replay a whole campaign in accelerated time: leads, referrals, answers, escalations, report."""
+    from wangjian.simulation.demo import run_demo
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = load_settings(
-        database_url=f"sqlite:///{workdir / 'wangjian.db'}",
-        mailbox_dir=workdir / "mailbox",
-        reports_dir=workdir / "reports",
-        rejects_dir=workdir / "rejects",
+    last = date.fromisoformat(until) if until else None
+    result = run_demo(
+        workdir,
+        leads=leads,
+        seed=seed,
+        keep_ui=keep_ui,
+        until=last,
+        say=lambda line: err.print(line, highlight=False),
     )
-    app = build_app(settings)
-    result = initialise_ledger(app)
-    campaign = app.config.campaign
-    err.rule(f"[bold]{campaign.name}[/]")
-    phases = Table("阶段 phase", "起 from", "止 to", title="工作步骤")
-    for name, label in (
-        ("mobilisation", "动员部署"),
-        ("implementation", "组织实施"),
-        ("summary", "总结"),
-    ):
-        window = getattr(campaign.phases, name)
-        phases.add_row(f"{label} {name}", str(window.start), str(window.end))
-    err.print(phases)
-    members = Table("代码", "成员单位", "负责类别", title=f"成员单位 ({len(app.config.agencies)})")
-    for agency in app.config.agencies.values():
-        members.add_row(agency.code, agency.name_zh, ", ".join(agency.categories) or "—")
-    err.print(members)
-    start = app.as_of(campaign.phases.implementation.start)
-    for kind in ("referral", "crime", "transfer_out"):
-        policy = app.config.policy(kind)
-        due = compute_due(app.calendar, start, policy.outcome, tz=app.tz)
-        err.print(f"[bold]{policy.title}[/]: {due.explain()}")
-    err.print(f"[green]✓[/] ledger {result['database']} (schema {result['schema']})")
-    app.dispose()
+    final = result.final
+    err.rule("[bold]网剑行动 演示完成 demo finished")
+    err.print(
+        f"模拟 {result.days} 个工作日,{result.lead_files} 个线索文件共 {result.leads_sent} 条线索;"
+        f"用时 {result.seconds:.0f} 秒"
+    )
+    if final:
+        outcomes = final.get("by_outcome", {})
+        err.print(
+            f"线索 {final.get('leads')} 条 → 移送 {final.get('referrals')} 件;立案 {outcomes.get('case_filed', 0)},"
+            f" 责令改正 {outcomes.get('ordered_to_correct', 0)}, 督促清理 {outcomes.get('info_removed', 0)},"
+            f" 移送外地 {outcomes.get('transferred_out', 0)}, 办理中 {outcomes.get('pending', 0)};"
+            f" 按期办结率 {final.get('on_time_rate')}; 挂牌督办 {final.get('listed_for_supervision')}"
+        )
+        for kind, path in (final.get("files") or {}).items():
+            err.print(f"  报告 {kind:8} {Path(path).resolve()}")
+    err.print(f"  邮件 mailbox  {(workdir / 'mailbox').resolve()}  ({result.mails} 封 .eml)")
+    err.print(f"  台账 ledger   {(workdir / 'wangjian.db').resolve()}")
+    if keep_ui and result.ui_url:
+        err.print(f"  Prefect UI   {result.ui_url}   (停止: wangjian server stop,或 Ctrl-C)")
+        _serve_portal(workdir)
+    else:
+        err.print("  Prefect UI   rerun with --keep-ui to explore the flow runs and artifacts")
+
+
+def _serve_portal(workdir: Path) -> None:
+    """Keep the agency portal up on the demo's ledger until Ctrl-C (the Prefect UI stays too)."""
+    import uvicorn
+
+    from portal.app import create_app
+    from wangjian.bootstrap import build_app
+    from wangjian.simulation.demo import demo_settings
+
+    app = build_app(demo_settings(workdir))
+    err.print(
+        f"  门户 portal   {app.settings.portal.base_url}/office  (用户 {app.settings.portal.office_user})"
+    )
+    try:
+        uvicorn.run(create_app(app), host="127.0.0.1", port=8765, log_level="warning")
+    except KeyboardInterrupt:
+        time.sleep(0)

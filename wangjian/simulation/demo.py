@@ -59,6 +59,13 @@ def demo_settings(workdir: Path) -> Settings:
     )
 
 
+def _prefect_api() -> str | None:
+    """The Prefect API this process already reports to (environment, profile or test harness)."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
 def lead_plan(app: App, total: int) -> dict[date, int]:
     """How many leads arrive on each working day of the implementation phase (rising, then easing)."""
     window = app.config.campaign.phases.implementation
@@ -96,13 +103,11 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(workdir)
     server: LocalServer | None = None
-    if not os.environ.get("PREFECT_API_URL"):
+    if not _prefect_api():
         say("• starting a local Prefect server (UI) …")
         server = start_server(settings.prefect_home)
         os.environ["PREFECT_API_URL"] = server.api_url
-    result = DemoResult(
-        workdir=workdir, ui_url=server.url if server else os.environ["PREFECT_API_URL"]
-    )
+    result = DemoResult(workdir=workdir, ui_url=server.url if server else _prefect_api())
     app = build_app(settings)
     try:
         with use_app(app), in_process_runs():

@@ -9,6 +9,8 @@ listings and operators (attached as evidence), 2% duplicate leads and 1% invalid
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +82,10 @@ def credit_code(rng: np.random.Generator, region: str) -> str:
     return first17 + check_character(first17)
 
 
-def generate_leads(path: Path, rows: int, *, seed: int = 2021) -> Path:
-    """Write `rows` lead rows to a UTF-8 CSV at `path` (mixed, as the module says)."""
+def generate_rows(
+    rows: int, *, seed: int = 2021, start: int = 0, found_on: date | None = None
+) -> Iterator[list[str]]:
+    """Lead rows (as strings, in HEADER order), numbered from `start`, mixed as the module says."""
     rng = np.random.default_rng(seed)
     weights = np.array([w for _c, w, _s in CATEGORIES])
     category_index = rng.choice(len(CATEGORIES), size=rows, p=weights / weights.sum())
@@ -92,66 +96,72 @@ def generate_leads(path: Path, rows: int, *, seed: int = 2021) -> Path:
         (f"太原市{SHOP_WORDS[i % len(SHOP_WORDS)]}商贸有限公司{i}", credit_code(rng, HOME))
         for i in range(max(rows // 4, 10))
     ]
+    written: list[tuple[str, str]] = []
+    for n in range(rows):
+        i = start + n
+        code, _weight, fragments = CATEGORIES[category_index[n]]
+        source = SOURCES[int(rng.choice(4, p=SOURCE_WEIGHTS))] if i % 7 == 0 else SOURCES[0]
+        lead_id = f"{source.upper()[:3]}-{i:08d}"
+        if kind[n] < 0.02 and written:  # a duplicate of an earlier lead
+            source, lead_id = written[int(rng.integers(len(written)))]
+        if i % 50 == 0:  # a sample of earlier leads, for duplicates to repeat
+            written.append((source, lead_id))
+        fragment = fragments[i % len(fragments)]
+        category = code
+        summary = f"{PLATFORMS[i % 8]}店铺{fragment},线索编号{i},请依法核查处理。"
+        if 0.02 <= kind[n] < 0.11:  # classified from the summary's keywords
+            category = ""
+        elif 0.11 <= kind[n] < 0.115:  # no keyword: held for the office
+            category, summary = "", f"{NEUTRAL[i % 3]}(编号{i})"
+        r = region_draw[n]
+        region = HOME if r < 0.95 else ELSEWHERE[i % 8] if r < 0.998 else UNKNOWN[i % 2]
+        # 3%: the same listing as a recent lead (attached to its referral as evidence).
+        listing = int(rng.integers(i - 100, i)) if listing_draw[n] < 0.03 and n > 100 else i
+        platform = i % 8
+        url = f"https://item.{HOSTS[platform]}.example.com/item/{listing}.html?spm=a{i % 97}"
+        operator, code_ = operator_pool[int(rng.integers(len(operator_pool)))]
+        if region != HOME:
+            operator, code_ = f"外地经营者{i % 5000}有限公司", ""
+        elif i % 3 == 0:
+            code_ = ""  # operator known by name only
+        found = found_on.isoformat() if found_on else f"2021-10-{1 + i % 25:02d}"
+        crime = "true" if (i * 7919) % 100 < 3 else "false"
+        amount = f"{(i * 37) % 100000 / 100:.2f}" if i % 5 < 3 else ""
+        row = [
+            lead_id,
+            source,
+            category,
+            summary,
+            PLATFORMS[platform],
+            f"{SHOP_WORDS[i % 10]}{SHOP_WORDS[(i // 10) % 10]}旗舰店{i % 9973}",
+            url,
+            operator,
+            code_,
+            region,
+            found,
+            crime,
+            amount,
+        ]
+        if kind[n] >= 0.99:  # an invalid row: one field broken
+            broken = i % 5
+            if broken == 0:
+                row[9] = region[:5]
+            elif broken == 1:
+                row[10] = "2021-13-45"
+            elif broken == 2:
+                row[8] = (code_ or credit_code(rng, HOME))[:17] + "I"
+            elif broken == 3:
+                row[2] = "no_such_category"
+            else:
+                row[0] = ""
+        yield row
+
+
+def generate_leads(path: Path, rows: int, *, seed: int = 2021) -> Path:
+    """Write `rows` lead rows to a UTF-8 CSV at `path` (mixed, as the module says)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
-        written: list[tuple[str, str]] = []
-        for i in range(rows):
-            code, _weight, fragments = CATEGORIES[category_index[i]]
-            source = SOURCES[int(rng.choice(4, p=SOURCE_WEIGHTS))] if i % 7 == 0 else SOURCES[0]
-            lead_id = f"{source.upper()[:3]}-{i:08d}"
-            if kind[i] < 0.02 and written:  # a duplicate of an earlier lead
-                source, lead_id = written[int(rng.integers(len(written)))]
-            if i % 50 == 0:  # a sample of earlier leads, for duplicates to repeat
-                written.append((source, lead_id))
-            fragment = fragments[i % len(fragments)]
-            category = code
-            summary = f"{PLATFORMS[i % 8]}店铺{fragment},线索编号{i},请依法核查处理。"
-            if 0.02 <= kind[i] < 0.11:  # classified from the summary's keywords
-                category = ""
-            elif 0.11 <= kind[i] < 0.115:  # no keyword: held for the office
-                category, summary = "", f"{NEUTRAL[i % 3]}(编号{i})"
-            r = region_draw[i]
-            region = HOME if r < 0.95 else ELSEWHERE[i % 8] if r < 0.998 else UNKNOWN[i % 2]
-            # 3%: the same listing as a recent lead (attached to its referral as evidence).
-            listing = int(rng.integers(i - 100, i)) if listing_draw[i] < 0.03 and i > 100 else i
-            platform = i % 8
-            url = f"https://item.{HOSTS[platform]}.example.com/item/{listing}.html?spm=a{i % 97}"
-            operator, code_ = operator_pool[int(rng.integers(len(operator_pool)))]
-            if region != HOME:
-                operator, code_ = f"外地经营者{i % 5000}有限公司", ""
-            elif i % 3 == 0:
-                code_ = ""  # operator known by name only
-            found_on = f"2021-10-{1 + i % 25:02d}"
-            crime = "true" if (i * 7919) % 100 < 3 else "false"
-            amount = f"{(i * 37) % 100000 / 100:.2f}" if i % 5 < 3 else ""
-            row = [
-                lead_id,
-                source,
-                category,
-                summary,
-                PLATFORMS[platform],
-                f"{SHOP_WORDS[i % 10]}{SHOP_WORDS[(i // 10) % 10]}旗舰店{i % 9973}",
-                url,
-                operator,
-                code_,
-                region,
-                found_on,
-                crime,
-                amount,
-            ]
-            if kind[i] >= 0.99:  # an invalid row: one field broken
-                broken = i % 5
-                if broken == 0:
-                    row[9] = region[:5]
-                elif broken == 1:
-                    row[10] = "2021-13-45"
-                elif broken == 2:
-                    row[8] = (code_ or credit_code(rng, HOME))[:17] + "I"
-                elif broken == 3:
-                    row[2] = "no_such_category"
-                else:
-                    row[0] = ""
-            writer.writerow(row)
+        writer.writerows(generate_rows(rows, seed=seed))
     return path
