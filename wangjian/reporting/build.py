@@ -51,16 +51,22 @@ def listed_items(frames: LedgerFrames, app: App) -> list[str]:
     names = dict(zip(frames.parties["code"], frames.parties["name_zh"], strict=True))
     referrals = frames.referrals.set_index("id")
     categories = {c.code: c.name_zh for c in app.config.categories_file.categories}
-    out = []
+    obligations = frames.obligations.set_index("id")
+    out: list[tuple[int, int, str]] = []
     for row in listed.itertuples(index=False):
         party = names.get(str(row.party), str(row.party))
         if row.subject_type == "referral" and row.subject_id in referrals.index:
             referral = referrals.loc[row.subject_id]
             category = categories.get(str(referral["category"]), "未分类")
-            out.append(f"移送件#{row.subject_id}({category})— {party},办理期限{referral['due_on']}")
+            text = f"移送件#{row.subject_id}({category})— {party},办理期限{referral['due_on']}"
+            out.append((1, int(row.subject_id), text))
+        elif row.subject_type == "obligation" and row.subject_id in obligations.index:
+            obligation = obligations.loc[row.subject_id]
+            text = f"{obligation['title']}({obligation['code']})— {party},报送期限{obligation['due_on']}"
+            out.append((0, int(row.subject_id), text))
         else:
-            out.append(f"{row.subject_type}#{row.subject_id} — {party}")
-    return sorted(set(out))
+            out.append((2, int(row.subject_id), f"{row.subject_type}#{row.subject_id} — {party}"))
+    return [text for *_key, text in sorted(set(out))]
 
 
 def praised_members(stats: CampaignStatistics) -> list[str]:
