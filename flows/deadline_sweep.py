@@ -12,7 +12,7 @@ from tasks.sweep import open_member_obligations, publish_office_artifacts, sweep
 from wangjian.bootstrap import get_app
 
 
-@flow(name="deadline-sweep")
+@flow(name="deadline-sweep", flow_run_name="sweep-{as_of}")
 def deadline_sweep(as_of: str | None = None) -> dict[str, Any]:
     """Remind, warn and escalate everything due by `as_of` (an ISO date or datetime; now)."""
     moment = get_app().as_of(as_of)

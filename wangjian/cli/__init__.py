@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from wangjian.cli import (
@@ -32,6 +34,9 @@ def _root(ctx: typer.Context) -> None:
     from wangjian.settings import disable_prefect_analytics, load_settings
 
     disable_prefect_analytics()
+    if ctx.invoked_subcommand == "demo":
+        # The demo narrates the campaign itself; Prefect's run logs stay in the UI.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Report flow runs to the local server (`wangjian server start`) when one is up.
     connect(load_settings().prefect_home)
     ctx.with_resource(in_process_runs())
