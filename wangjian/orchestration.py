@@ -88,7 +88,13 @@ def start_server(
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     settings = SERVER_TUNING if tuning is None else tuning
-    env = {**os.environ, **settings, "PREFECT_HOME": str(home.resolve())}
+    env = {
+        **os.environ,
+        **settings,
+        "PREFECT_HOME": str(home.resolve()),
+        # The UI calls this API from the browser; without it, it looks for port 4200.
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+    }
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("ab")
     process = subprocess.Popen(
