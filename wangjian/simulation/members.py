@@ -150,64 +150,46 @@ class SimulatedCampaign:
         span = (habit.outcome[1] + 3, habit.outcome[1] + 12) if late else habit.outcome
         outcome_on = self._workday(received, int(rng.integers(span[0], span[1] + 1)))
         wants_more_time = late and rng.random() < habit.extension_share * 10
-        who = f"{row.agency_code}.contact"
+        # Another region's regulator reports back on only some of what it receives.
+        reports_outcome = not row.agency_code.startswith("reg-") or rng.random() < 0.6
+        common = {
+            "session": session,
+            "app": self.app,
+            "referral_id": row.id,
+            "agency_code": row.agency_code,
+            "actor": f"{row.agency_code}.contact",
+            "at": at,
+        }
         try:
             if row.status == "open" and day >= ack_on:
                 if misrouted:
                     return_referral(
-                        session=session,
-                        app=self.app,
-                        referral_id=row.id,
-                        agency_code=row.agency_code,
-                        actor=who,
-                        at=at,
-                        reason="经核查不属于本单位职责范围,请联席会议办公室重新指派",
+                        **common, reason="经核查不属于本单位职责范围,请联席会议办公室重新指派"
                     )
                     actions.returned += 1
-                    return
-                acknowledge_referral(
-                    session=session,
-                    app=self.app,
-                    referral_id=row.id,
-                    agency_code=row.agency_code,
-                    actor=who,
-                    at=at,
-                    origin="simulated portal",
-                )
-                actions.acknowledged += 1
+                else:
+                    acknowledge_referral(**common, origin="simulated portal")
+                    actions.acknowledged += 1
                 return
             if row.status != "acknowledged":
                 return
             ask_on = self._workday(received, max(habit.outcome[0], 10))
             if wants_more_time and row.extension_days == 0 and day == ask_on:
                 request_extension(
-                    session=session,
-                    app=self.app,
-                    referral_id=row.id,
-                    agency_code=row.agency_code,
-                    days=15,
-                    actor=who,
-                    at=at,
-                    reason="案情复杂,需调取平台交易数据,申请延长核查期限",
+                    **common, days=15, reason="案情复杂,需调取平台交易数据,申请延长核查期限"
                 )
                 actions.extensions_requested += 1
-            if (day >= outcome_on and not row.agency_code.startswith("reg-")) or (
-                row.agency_code.startswith("reg-") and day >= outcome_on and rng.random() < 0.6
-            ):
+            if day >= outcome_on and reports_outcome:
                 code = str(rng.choice(OUTCOMES, p=OUTCOME_WEIGHTS))
                 if row.agency_code == "police":
                     code = "case_filed" if rng.random() < 0.4 else "no_violation"
+                case_number = (
+                    f"{day.year}-{row.agency_code}-{row.id:05d}" if code == "case_filed" else None
+                )
                 report_outcome(
-                    session=session,
-                    app=self.app,
-                    referral_id=row.id,
-                    agency_code=row.agency_code,
+                    **common,
                     outcome=code,
-                    actor=who,
-                    at=at,
-                    case_number=f"{day.year}-{row.agency_code}-{row.id:05d}"
-                    if code == "case_filed"
-                    else None,
+                    case_number=case_number,
                     decided_on=day,
                     note="模拟办理结果",
                     origin="simulated portal",
