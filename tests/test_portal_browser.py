@@ -7,9 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ import uvicorn
 from sqlalchemy import select
 
 from portal import create_app
-from wangjian.access import portal_link
 from wangjian.bootstrap import App
 from wangjian.ledger.db import transaction
 from wangjian.ledger.models import Deadline, Lead, Party, Referral
+from wangjian.ledger.outbox import notice_key, queue_notices
+from wangjian.ledger.sending import drain_outbox
 
 from .factories import make_lead, make_referral
 from .portal_helpers import NOW
@@ -91,19 +92,41 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def _send_referral_notice(app: App, referral_id: int, to: str, link: str) -> Path:
-    """Stand-in for the notifier until it is wired: a referral notice in the mailbox folder."""
-    message = EmailMessage()
-    message["From"] = app.config.campaign.office.email
-    message["To"] = to
-    message["Subject"] = f"【网剑行动】线索移送通知(移送编号{referral_id})"
-    message.set_content(f"请于期限内签收并报送办理结果。办理链接:\n{link}\n")
-    message.add_alternative(f'<p>请签收:<a href="{link}">办理链接</a></p>', subtype="html")
-    folder = Path(app.settings.mailbox_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"referral-{referral_id}.eml"
-    path.write_bytes(message.as_bytes())
-    return path
+def _send_referral_notice(app: App, referral_id: int, to: str) -> Path:
+    """The referral notice as dispatch queues it, sent by the real sender into the mailbox."""
+    now = datetime.now(UTC)
+    with transaction(app.sessions) as session:
+        queue_notices(
+            session,
+            [
+                {
+                    "key": notice_key(
+                        recipient=to,
+                        subject_type="referral",
+                        subject_id=referral_id,
+                        kind="referral",
+                    ),
+                    "kind": "referral",
+                    "party": "samr",
+                    "audience": "contact",
+                    "recipient": to,
+                    "cc": [],
+                    "subject_type": "referral",
+                    "subject_id": referral_id,
+                    "step": None,
+                    "group_key": f"dispatch:browser-{referral_id}",
+                    "context": {},
+                    "status": "queued",
+                    "created_at": now,
+                }
+            ],
+        )
+    # The sender runs its own event loop; Playwright's sync API already runs one in this thread.
+    with ThreadPoolExecutor(1) as pool:
+        report = pool.submit(drain_outbox, app=app, mailer=app.mailer, as_of=now).result()
+    assert report.sent == 1
+    (eml,) = Path(app.settings.mailbox_dir).glob("*.eml")
+    return eml
 
 
 def _link_in(eml: Path) -> str:
@@ -127,19 +150,17 @@ def test_an_agency_follows_its_link_acknowledges_and_reports_and_the_clock_stops
         referral_id = make_referral(session, app, agency="samr", lead=lead).id
         party = session.get(Party, "samr")
         assert party is not None
-        to, version = party.contact_email, party.token_version
+        to = party.contact_email
     with LiveServer(app) as server:
-        link = portal_link(
-            server.url,
-            app.settings.portal.secret_key.get_secret_value(),
-            party="samr",
-            version=version,
-        )
-        eml = _send_referral_notice(app, referral_id, to, link)
+        app.settings.portal.base_url = server.url  # the links in the mail point at this portal
+        eml = _send_referral_notice(app, referral_id, to)
         page = browser.new_page()
         page.goto(_link_in(eml))
+        page.wait_for_load_state()
         assert "区市场监督管理局" in page.content()
-        page.get_by_role("link", name=str(referral_id), exact=True).click()
+        if "/referrals/" not in page.url:
+            page.get_by_role("link", name=str(referral_id), exact=True).click()
+        page.wait_for_url(re.compile(rf"/referrals/{referral_id}"))
         assert "某网店销售假冒“某某”注册商标运动鞋" in page.content()
         assert "个工作日" in page.content()  # how the due dates were computed
         page.get_by_role("button", name="签收").click()
