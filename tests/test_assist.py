@@ -285,3 +285,49 @@ def test_assist_figures_median_90th_percentile_and_share_within_24_hours(
     total = table[table["平台"] == "合计"].iloc[0]
     assert total["协查请求(件)"] == expected["requests"]
     assert total["24小时内答复率"] == f"{expected['share'] * 100:.1f}%"
+
+
+def test_the_letters_render_in_english_too(tmp_path: Path, sqlite_template: Path) -> None:
+    import shutil
+
+    from wangjian.bootstrap import build_app, use_app
+    from wangjian.ledger.listed import queue_listed_digest
+    from wangjian.ledger.models import ListedOperator
+    from wangjian.ledger.setup import initialise_ledger
+
+    from .conftest import make_settings
+
+    shutil.copy(sqlite_template, tmp_path / "ledger.db")
+    app = build_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}", locale="en"))
+    initialise_ledger(app)
+    with use_app(app):
+        assist_id = ask(app, at("2021-10-29 20:30"))
+        with transaction(app.sessions) as session:
+            session.add(
+                ListedOperator(
+                    list_kind="serious_violation",
+                    identity_key="cc:X",
+                    credit_code="X",
+                    operator_name="某公司",
+                    listed_on=at("2021-10-01 09:00").date(),
+                )
+            )
+            queue_listed_digest(session=session, app=app, as_of=at("2021-10-29 21:00"))
+        for when in (
+            "2021-10-29 21:00",
+            "2021-10-30 09:00",
+            "2021-10-30 21:00",
+            "2021-10-31 21:00",
+        ):
+            sweep(app, at(when))
+            report = drain_outbox(app=app, mailer=app.mailer, as_of=at(when))
+            assert report.failures == []
+    app.dispose()
+    subjects = sorted(
+        email.message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"]
+        for p in (tmp_path / "mailbox").glob("*.eml")
+    )
+    assert len(subjects) == 8  # the request, its three steps, four platforms' digests
+    assert sum("Shared list of removed operators: 1 newly listed" in s for s in subjects) == 4
+    assert any(f"Request for assistance no. {assist_id}" in s for s in subjects)
+    assert any("Unanswered assistance requests" in s for s in subjects)
