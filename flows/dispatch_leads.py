@@ -1,9 +1,10 @@
 """The dispatch of a lead file: check, deduplicate, route and refer every lead, chunk by chunk.
 
 The story of an import: open it (a file seen before resumes where it stopped, or reports its
-finished result), then for each chunk of the file — check the rows, route them, refer them in
-the ledger with their clocks and notices — while the next chunk is already being read; close
-the import, publish what happened, and send the notices.
+finished result), then for each chunk of the file — check the rows, route them, flag those about
+operators on the shared list of removed operators, refer them in the ledger with their clocks
+and notices — while the next chunk is already being read; close the import, publish what
+happened, and send the notices.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tasks.dispatch import (
     start_progress,
 )
 from tasks.intake import check_leads, open_import, read_leads
+from tasks.listed import flag_listed_operators
 from wangjian.intake import CHUNK_ROWS
 
 IN_FLIGHT = 2  # chunks referred while the next is read: enough to keep both stages busy
@@ -60,6 +62,7 @@ def dispatch_leads(
     for raw in read_leads(plan.file, chunk_rows):
         checked = check_leads(raw, plan.report)
         batch = route_leads(checked, last_row=int(raw["row"].max()))
+        batch = flag_listed_operators(batch)
         while len(in_flight) >= IN_FLIGHT:
             rows_done += in_flight.popleft().result().get("rows", 0)
             report_progress(progress, rows_done, plan.file.estimated_rows)

@@ -46,7 +46,12 @@ def referrals_page(
     due_to: str = "",
     page: int = 1,
 ) -> HTMLResponse:
-    """The agency's referrals, overdue first, filterable by status and due date."""
+    """The agency's referrals, overdue first, filterable by status and due date (a platform's
+    link opens its assistance requests instead)."""
+    if access.kind == "platform":
+        from portal.platform_routes import requests_page
+
+        return requests_page(request, access, status)
     app = wangjian_app(request)
     filters = {"status": status, "due_from": due_from, "due_to": due_to}
     with app.sessions() as session:

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from portal import agency_routes, office_routes
+from portal import agency_routes, office_assist_routes, office_routes, platform_routes
 from portal.i18n import language_of, pick
 from portal.security import (
     SESSION_COOKIE,
@@ -49,7 +49,9 @@ def create_app(app: App, *, now: Callable[[], datetime] | None = None) -> FastAP
     web.state.now = now or (lambda: datetime.now(app.tz))
     web.state.templates = build_environment()
     web.include_router(agency_routes.router)
+    web.include_router(platform_routes.router)
     web.include_router(office_routes.router)
+    web.include_router(office_assist_routes.router)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @web.get("/", response_class=HTMLResponse, name="home")

@@ -29,6 +29,7 @@ OBLIGATION_STATUS = {
 CLOCK = {
     "referral_ack": ("签收计时", "acknowledgement clock"),
     "referral_outcome": ("办理计时", "outcome clock"),
+    "assist_response": ("协查答复计时", "assistance answer clock"),
     "open": ("计时中", "running"),
     "met": ("已完成", "met"),
     "cancelled": ("已取消", "cancelled"),
@@ -49,6 +50,12 @@ EVENTS = {
     "extension.refused": ("不同意延期", "extension refused"),
     "obligation.submitted": ("报送", "submitted"),
     "obligation.incomplete": ("报送(材料不全)", "submitted, incomplete"),
+    "assist.requested": ("发出协查函", "assistance requested"),
+    "assist.answered": ("平台提供数据", "data provided"),
+    "assist.no_such_operator": ("答复查无此经营者", "no such operator"),
+    "deadline.overdue": ("逾期", "overdue"),
+    "deadline.escalated": ("报告负责人", "escalated"),
+    "deadline.listed": ("挂牌督办", "listed for supervision"),
 }
 # Messages after a successful action (the redirect carries only the key, never free text).
 DONE = {
@@ -68,6 +75,22 @@ DONE = {
     "reassigned": ("已改派。", "Reassigned."),
     "decided": ("已处理延期申请。", "Extension request decided."),
     "revoked": ("该单位此前的链接已全部作废。", "All earlier links of this agency are revoked."),
+    "assist_answered": (
+        "答复已提交,协查计时已停止。",
+        "Answer sent; the request's clock has stopped.",
+    ),
+    "assist_requested": (
+        "协查函已生成,将随下一次发送发出;答复计时已开始。",
+        "Request made; it goes out with the next send, and its clock has started.",
+    ),
+    "assist_exists": (
+        "已有相同的协查请求待平台答复,未重复发出。",
+        "The same request is already awaiting the platform's answer; not sent twice.",
+    ),
+    "assist_recorded": (
+        "已登记平台答复,协查计时已停止。",
+        "Answer recorded; the clock has stopped.",
+    ),
 }
 
 

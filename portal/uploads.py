@@ -23,6 +23,9 @@ CHUNK = 256 * 1024
 DOCUMENTS = frozenset({"pdf", "docx", "ofd", "jpg", "jpeg", "png"})
 SPREADSHEETS = frozenset({"xlsx"})
 ANY = DOCUMENTS | SPREADSHEETS
+# What a platform sends in answer to an assistance request (协查): its data, as tables or a
+# ZIP of them, or a PDF print-out.
+DATA_FILES = frozenset({"xlsx", "csv", "zip", "pdf"})
 # What the first bytes (or, for Office Open XML and OFD, the ZIP's members) must be.
 MAGIC = {
     "pdf": b"%PDF-",
@@ -39,6 +42,8 @@ MEDIA_TYPES = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "ofd": "application/ofd",
+    "csv": "text/csv",
+    "zip": "application/zip",
 }
 
 
@@ -118,6 +123,10 @@ def display_name(filename: str) -> str:
 
 
 def _content_matches(path: Path, ext: str) -> bool:
+    if ext == "csv":
+        return _is_text(path)
+    if ext == "zip":
+        return zipfile.is_zipfile(path)
     if ext in MAGIC:
         with path.open("rb") as handle:
             return handle.read(len(MAGIC[ext])) == MAGIC[ext]
@@ -131,6 +140,23 @@ def _content_matches(path: Path, ext: str) -> bool:
         return False
     # OFD packages name their entry file OFD.xml at the root (GB/T 33190).
     return member in names or (ext == "ofd" and any(n.upper() == "OFD.XML" for n in names))
+
+
+def _is_text(path: Path) -> bool:
+    """A CSV is text: no NUL byte, and UTF-8 or GB18030 (its first 64 KiB, cut at a line)."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if b"\x00" in head:
+        return False
+    if len(head) == 1 << 16 and b"\n" in head:
+        head = head[: head.rindex(b"\n")]
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            head.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return True
+    return False
 
 
 def remove_stored(settings: PortalSettings, files: list[StoredFile]) -> None:

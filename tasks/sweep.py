@@ -27,11 +27,14 @@ def open_member_obligations(as_of: datetime) -> dict[str, int]:
 
 
 @task(name="sweep-deadlines")
-def sweep_clocks(as_of: datetime) -> dict[str, Any]:
-    """Send every ladder step due by `as_of` to the outbox and move the clocks on."""
+def sweep_clocks(as_of: datetime, subject_types: list[str] | None = None) -> dict[str, Any]:
+    """Send every ladder step due by `as_of` to the outbox and move the clocks on (all of
+    them, or only those of `subject_types`)."""
     app = get_app()
     with transaction(app.sessions) as session:
-        return sweep_deadlines(session=session, app=app, as_of=as_of).as_json()
+        return sweep_deadlines(
+            session=session, app=app, as_of=as_of, subject_types=subject_types
+        ).as_json()
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tasks.dispatch import close_import, refer_leads, route_leads
 from tasks.intake import check_leads, open_import, read_leads
+from tasks.listed import flag_listed_operators
 
 
 class Interrupted(Exception):
@@ -31,7 +32,7 @@ def run_import(
             raise Interrupted(f"stopped after {done} chunks")
         checked = check_leads.fn(raw, plan.report)
         batch = route_leads.fn(checked, last_row=int(raw["row"].max()))
-        refer_leads.fn(plan.state.id, batch)
+        refer_leads.fn(plan.state.id, flag_listed_operators.fn(batch))
         time.sleep(pause)
     return close_import.fn(plan)
 

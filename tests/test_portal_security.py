@@ -18,8 +18,10 @@ from agencies.answers import StoredFile, request_extension, submit_monthly_repor
 from portal import create_app
 from wangjian.access import SALT, sign_link_token
 from wangjian.bootstrap import App
+from wangjian.ledger.assist import request_assistance
 from wangjian.ledger.db import transaction
 from wangjian.ledger.models import (
+    AssistRequest,
     Event,
     Extension,
     Lead,
@@ -46,6 +48,7 @@ class World:
     submission_a: int
     extension_a: int
     held_lead: int
+    assist_a: int  # an assistance request to a platform, about agency A's referral
 
 
 def _world(app: App) -> World:
@@ -78,6 +81,16 @@ def _world(app: App) -> World:
             at=NOW,
         )
         held = make_lead(session, status="held", category=None, summary="待分类")
+        assist = request_assistance(
+            session=session,
+            app=app,
+            platform_code="taobao",
+            referral_id=referral_a.id,
+            asked=["identity"],
+            detail=f"{SECRET} 协查",
+            actor="office:test",
+            at=NOW,
+        )
         return World(
             token_a=token_for(app, session, "customs"),
             token_b=token_for(app, session, "post"),
@@ -87,6 +100,7 @@ def _world(app: App) -> World:
             submission_a=submission.id,
             extension_a=extension.id,
             held_lead=held.id,
+            assist_a=assist.id,
         )
 
 
@@ -104,6 +118,7 @@ def _snapshot(app: App) -> dict[str, Any]:
             "extensions": sorted((e.id, e.status) for e in session.scalars(select(Extension))),
             "leads": sorted((lead.id, lead.status) for lead in session.scalars(select(Lead))),
             "tokens": sorted((p.code, p.token_version) for p in session.scalars(select(Party))),
+            "assists": sorted((a.id, a.status) for a in session.scalars(select(AssistRequest))),
         }
 
 
@@ -119,6 +134,10 @@ FORM = {
     "category": "trademark",
     "decision": "approve",
     "case_title_0": "case",
+    "answer": "none",
+    "platform": "taobao",
+    "asked": "identity",
+    "referral_id": "1",
 }
 
 
@@ -132,6 +151,7 @@ def _fill(path: str, world: World, token: str) -> str:
         "extension_id": world.extension_a,
         "lead_id": world.held_lead,
         "code": "customs",
+        "assist_id": world.assist_a,
     }
 
     def value(match: re.Match[str]) -> str:
@@ -187,7 +207,8 @@ def test_agency_b_can_neither_see_nor_change_agency_as_items_on_any_route(app: A
         if template.startswith("/a/{token}"):
             walked["agency"] += 1
             mentions_item = any(
-                p in template for p in ("{referral_id}", "{obligation_id}", "{submission_id}")
+                p in template
+                for p in ("{referral_id}", "{obligation_id}", "{submission_id}", "{assist_id}")
             )
             expected = {404} if mentions_item else {200}
             assert response.status_code in expected, (method, template, response.status_code)
@@ -203,7 +224,7 @@ def test_agency_b_can_neither_see_nor_change_agency_as_items_on_any_route(app: A
             walked["public"] += 1
             assert response.status_code == 200, (method, template)
     assert _snapshot(app) == before, "a route changed something for the wrong agency"
-    assert walked["agency"] >= 11 and walked["office"] >= 16 and walked["public"] >= 3
+    assert walked["agency"] >= 15 and walked["office"] >= 22 and walked["public"] >= 3
 
 
 def test_forged_expired_and_revoked_tokens_are_refused_on_every_agency_route(

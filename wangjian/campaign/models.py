@@ -417,16 +417,52 @@ class Platform(Strict):
     code: Code
     name_zh: str
     name_en: str
+    # Other names leads and lists use for the platform (淘宝 for 淘宝网, 天猫 on Taobao's group).
+    aliases: list[str] = Field(default_factory=list)
     contact: Person
     compliance_lead: Person
     sla_hours: int = Field(default=24, ge=1)
+    # Where its shops are registered, when it serves only some regions: the digest of listed
+    # operators then leaves out operators registered elsewhere (those it hosts always go in).
     hosts_regions: list[RegionCode] = Field(default_factory=list)
+
+
+CRON = r"^\S+ \S+ \S+ \S+ \S+$"
 
 
 class PlatformsFile(Strict):
     platforms: list[Platform] = Field(default_factory=list)
     assist_ladder: Code = "assist_request"
-    listed_digest_cron: str = "0 10 * * 1"
+    assist_basis: str = Field(
+        default=(
+            "《中华人民共和国电子商务法》第二十五条:有关主管部门依照法律、行政法规的规定要求电子商务"
+            "经营者提供有关电子商务数据信息的,电子商务经营者应当提供。"
+        ),
+        min_length=2,
+    )
+    assist_basis_en: str = (
+        "E-Commerce Law of the PRC, art. 25 — e-commerce operators shall provide the e-commerce "
+        "data the competent authorities ask for under laws and administrative regulations."
+    )
+    listed_digest_cron: str = Field(default="0 10 * * 1", pattern=CRON)
+    assist_chase_cron: str = Field(default="*/15 * * * *", pattern=CRON)
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique(cls, value: list[Platform]) -> list[Platform]:
+        codes = [p.code for p in value]
+        duplicated = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"platform codes repeated: {', '.join(duplicated)}")
+        names: dict[str, str] = {}
+        for platform in value:
+            for name in {platform.code, platform.name_zh, platform.name_en, *platform.aliases}:
+                key = name.strip().casefold()
+                if names.setdefault(key, platform.code) != platform.code:
+                    raise ValueError(
+                        f"the name {name!r} is used by both {names[key]!r} and {platform.code!r}"
+                    )
+        return value
 
 
 # --- the whole ---------------------------------------------------------------------------------

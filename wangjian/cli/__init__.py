@@ -7,10 +7,12 @@ import os
 import typer
 
 from wangjian.cli import (
+    assist_cmd,
     demo_cmd,
     feedback_cmd,
     init_cmd,
     leads_cmd,
+    listed_cmd,
     outbox_cmd,
     report_cmd,
     serve_cmd,
@@ -52,6 +54,8 @@ serve_cmd.register(app)
 outbox_cmd.register(app)
 leads_cmd.register(app)
 leads_cmd.register_referrals(app)
+assist_cmd.register(app)
+listed_cmd.register(app)
 
 
 def main() -> None:

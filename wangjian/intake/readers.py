@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wangjian.intake.columns import LEAD_COLUMN_NAMES, REQUIRED_COLUMNS
+from wangjian.intake.columns import LEAD_SCHEMA, FileSchema
 
 CHUNK_ROWS = 50_000
 ROW = "row"  # the row number column of a chunk
@@ -56,25 +56,27 @@ class FileInfo:
     estimated_rows: int
     header: tuple[str, ...]  # the file's columns, as named there (normalised)
     ignored: tuple[str, ...]  # columns the contract does not know, read past
+    schema: FileSchema = LEAD_SCHEMA  # the kind of file: leads, or listed operators
 
 
-def inspect_lead_file(path: Path | str) -> FileInfo:
-    """Hash, decode and check the header of a lead file, or raise `IntakeError`."""
+def inspect_lead_file(path: Path | str, *, schema: FileSchema = LEAD_SCHEMA) -> FileInfo:
+    """Hash, decode and check the header of a lead file (or another `schema`'s), or raise
+    `IntakeError`."""
     path = Path(path)
     head = _head(path)
     if head.startswith(_ZIP_MAGIC):
-        return _inspect_xlsx(path)
+        return _inspect_xlsx(path, schema)
     sha256, size, lines, encoding = _hash_and_decode(path, head)
     text_start = head.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
     if text_start.startswith("{") or path.suffix.lower() in (".jsonl", ".ndjson"):
-        header = _jsonl_header(path, encoding)
-        return FileInfo(path, "jsonl", encoding, sha256, size, lines, *_check_header(header, path))
-    header = _csv_header(path, encoding)
+        header = _check_header(_jsonl_header(path, encoding), path, schema)
+        return FileInfo(path, "jsonl", encoding, sha256, size, lines, *header, schema)
+    header = _check_header(_csv_header(path, encoding), path, schema)
     rows = max(lines - 1, 0)
-    return FileInfo(path, "csv", encoding, sha256, size, rows, *_check_header(header, path))
+    return FileInfo(path, "csv", encoding, sha256, size, rows, *header, schema)
 
 
-def inspect_lead_header(path: Path | str) -> tuple[str, ...]:
+def inspect_lead_header(path: Path | str, *, schema: FileSchema = LEAD_SCHEMA) -> tuple[str, ...]:
     """Check only the start of a file (format, encoding of the first block, header): a quick
     look before a long import; `inspect_lead_file` still checks the whole file."""
     path = Path(path)
@@ -84,16 +86,17 @@ def inspect_lead_header(path: Path | str) -> tuple[str, ...]:
             header = next(rows, None)
         if header is None:
             raise IntakeError(f"工作表为空 the first sheet is empty ({path.name})")
-        return _check_header([_cell_text(v) for v in header], path)[0]
+        return _check_header([_cell_text(v) for v in header], path, schema)[0]
     encoding = _guess_encoding(head, path)
     text_start = head.decode(encoding, errors="ignore").lstrip("\ufeff \t\r\n")
     if text_start.startswith("{") or path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _check_header(_jsonl_header(path, encoding, errors="replace"), path)[0]
-    return _check_header(_csv_header(path, encoding, errors="replace"), path)[0]
+        return _check_header(_jsonl_header(path, encoding, errors="replace"), path, schema)[0]
+    return _check_header(_csv_header(path, encoding, errors="replace"), path, schema)[0]
 
 
 def read_lead_chunks(info: FileInfo, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks: every contract column as a string ("" when absent), + row, problem."""
+    """The file's rows in chunks: every column of its schema as a string ("" when absent), +
+    row, problem."""
     readers = {"csv": _csv_chunks, "xlsx": _xlsx_chunks, "jsonl": _jsonl_chunks}
     yield from readers[info.format](info, chunk_rows)
 
@@ -163,8 +166,11 @@ def _normalise_name(name: Any) -> str:
     return str(name if name is not None else "").strip().lstrip("\ufeff").strip().lower()
 
 
-def _check_header(header: list[str], path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _check_header(
+    header: list[str], path: Path, schema: FileSchema
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The header as known and ignored columns, or `IntakeError` naming what is wrong with it."""
+    names_known, required = schema.names, schema.required
     names = [_normalise_name(h) for h in header]
     while names and names[-1] == "":
         names.pop()  # trailing empty header cells (a spreadsheet's habit)
@@ -175,19 +181,19 @@ def _check_header(header: list[str], path: Path) -> tuple[tuple[str, ...], tuple
         )
     if "" in names:
         raise IntakeError(f"表头有空白列名 the header has an unnamed column ({path.name})")
-    unknown = [n for n in names if n not in LEAD_COLUMN_NAMES]
+    unknown = [n for n in names if n not in names_known]
     for name in unknown:
-        close = difflib.get_close_matches(name, LEAD_COLUMN_NAMES, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(name, names_known, n=1, cutoff=0.8)
         if close and close[0] not in names:
             raise IntakeError(
                 f"表头列名有误 unknown column {name!r} in the header; did you mean {close[0]!r}? "
                 f"({path.name})"
             )
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    missing = [c for c in required if c not in names]
     if missing:
         raise IntakeError(
             f"表头缺少必填列 the header lacks required columns: {', '.join(missing)} "
-            f"(expected {', '.join(LEAD_COLUMN_NAMES)}; {path.name})"
+            f"(expected {', '.join(names_known)}; {path.name})"
         )
     return tuple(names), tuple(unknown)
 
@@ -223,7 +229,7 @@ def _jsonl_header(path: Path, encoding: str, errors: str = "strict") -> list[str
     return list(keys)
 
 
-def _inspect_xlsx(path: Path) -> FileInfo:
+def _inspect_xlsx(path: Path, schema: FileSchema) -> FileInfo:
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK):
@@ -234,24 +240,27 @@ def _inspect_xlsx(path: Path) -> FileInfo:
         if header is None:
             raise IntakeError(f"工作表为空 the first sheet is empty ({path.name})")
         estimated = max((sheet.max_row or 1) - 1, 0)
-    known, ignored = _check_header([_cell_text(v) for v in header], path)
-    return FileInfo(path, "xlsx", None, digest.hexdigest(), size, estimated, known, ignored)
+    known, ignored = _check_header([_cell_text(v) for v in header], path, schema)
+    return FileInfo(path, "xlsx", None, digest.hexdigest(), size, estimated, known, ignored, schema)
 
 
 # --- chunks ------------------------------------------------------------------------------------
 
 
-def _frame(columns: dict[str, Any], rows: Any, problems: Any) -> pd.DataFrame:
-    """A chunk: every contract column (absent ones as ""), the row numbers and the problems."""
+def _frame(
+    columns: dict[str, Any], rows: Any, problems: Any, names: tuple[str, ...]
+) -> pd.DataFrame:
+    """A chunk: every column named (absent ones as ""), the row numbers and the problems."""
     length = len(rows)
     blank = np.full(length, "", dtype=object)
-    data = {name: columns.get(name, blank) for name in LEAD_COLUMN_NAMES}
+    data = {name: columns.get(name, blank) for name in names}
     data[ROW] = np.asarray(rows, dtype=np.int64)
     data[PROBLEM] = np.asarray(problems, dtype=object) if length else blank
     return pd.DataFrame(data)
 
 
 def _csv_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    known = info.schema.names
     names = [*info.header, _OVERFLOW]
     skipped: list[int] = []  # record numbers (header = 1) the parser skipped as malformed
     next_record = 2
@@ -284,15 +293,13 @@ def _csv_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
             numbers, end = _number_rows(len(raw), next_record, skipped)
             overflow = raw[_OVERFLOW].to_numpy(dtype=object) != ""
             problems = np.where(overflow, "extra_fields", "").astype(object)
-            present = {
-                n: raw[n].to_numpy(dtype=object) for n in info.header if n in LEAD_COLUMN_NAMES
-            }
-            chunk = _frame(present, numbers, problems)
-            yield _with_skipped(chunk, skipped, next_record, end)
+            present = {n: raw[n].to_numpy(dtype=object) for n in info.header if n in known}
+            chunk = _frame(present, numbers, problems, known)
+            yield _with_skipped(chunk, skipped, next_record, end, known)
             next_record = end
     late = [n for n in skipped if n >= next_record]
     if late:
-        yield _frame({}, late, ["extra_fields"] * len(late))
+        yield _frame({}, late, ["extra_fields"] * len(late), known)
 
 
 def _skipped_records(caught: list[warnings.WarningMessage] | None) -> list[int]:
@@ -327,12 +334,14 @@ def _number_rows(count: int, start: int, skipped: list[int]) -> tuple[np.ndarray
     return np.array(numbers, dtype=np.int64), record
 
 
-def _with_skipped(chunk: pd.DataFrame, skipped: list[int], start: int, end: int) -> pd.DataFrame:
+def _with_skipped(
+    chunk: pd.DataFrame, skipped: list[int], start: int, end: int, names: tuple[str, ...]
+) -> pd.DataFrame:
     """Add the malformed records that fell inside this chunk's span, as rows to reject."""
     inside = [n for n in skipped if start <= n < end]
     if not inside:
         return chunk
-    extra = _frame({}, inside, ["extra_fields"] * len(inside))
+    extra = _frame({}, inside, ["extra_fields"] * len(inside), names)
     return pd.concat([chunk, extra], ignore_index=True).sort_values(ROW, ignore_index=True)
 
 
@@ -384,16 +393,19 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _columnar(records: list[tuple[int, dict[str, str]]], problems: list[str]) -> pd.DataFrame:
-    columns: dict[str, list[Any]] = {name: [] for name in LEAD_COLUMN_NAMES}
+def _columnar(
+    records: list[tuple[int, dict[str, str]]], problems: list[str], names: tuple[str, ...]
+) -> pd.DataFrame:
+    columns: dict[str, list[Any]] = {name: [] for name in names}
     for _number, record in records:
-        for name in LEAD_COLUMN_NAMES:
+        for name in names:
             columns[name].append(record.get(name, ""))
-    return _frame(columns, [n for n, _r in records], problems)
+    return _frame(columns, [n for n, _r in records], problems, names)
 
 
 def _xlsx_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    wanted = [(i, n) for i, n in enumerate(info.header) if n in LEAD_COLUMN_NAMES]
+    names = info.schema.names
+    wanted = [(i, n) for i, n in enumerate(info.header) if n in names]
     with _open_sheet(info.path) as (_sheet, rows):
         next(rows, None)  # the header
         batch: list[tuple[int, dict[str, str]]] = []
@@ -404,10 +416,10 @@ def _xlsx_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
             batch.append((number, record))
             problems.append("extra_fields" if extra else "")
             if len(batch) >= chunk_rows:
-                yield _columnar(batch, problems)
+                yield _columnar(batch, problems, names)
                 batch, problems = [], []
         if batch:
-            yield _columnar(batch, problems)
+            yield _columnar(batch, problems, names)
 
 
 def _json_object(line: str) -> dict[str, Any] | None:
@@ -423,6 +435,7 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 def _jsonl_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
     assert info.encoding is not None
+    names = info.schema.names
     with io.open(info.path, encoding=info.encoding) as handle:  # noqa: UP020
         batch: list[tuple[int, dict[str, str]]] = []
         problems: list[str] = []
@@ -438,7 +451,7 @@ def _jsonl_chunks(info: FileInfo, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 batch.append((number, {k: _cell_text(v) for k, v in keys.items()}))
                 problems.append("")
             if len(batch) >= chunk_rows:
-                yield _columnar(batch, problems)
+                yield _columnar(batch, problems, names)
                 batch, problems = [], []
         if batch:
-            yield _columnar(batch, problems)
+            yield _columnar(batch, problems, names)

@@ -202,6 +202,7 @@ class Terms:
     outcome: DueDate
     ack_ladder: str
     first_fire: datetime | None
+    listed_outcome: DueDate | None = None  # for leads about listed operators, when shorter
 
     def explain(self) -> dict[str, Any]:
         return {
@@ -231,6 +232,11 @@ def referral_terms(app: App, as_of: datetime) -> dict[str, Terms]:
             outcome=outcome,
             ack_ladder=policy.ack_ladder,
             first_fire=first_fire(app, policy.ack_ladder, ack.due_on, ack.due_at),
+            listed_outcome=compute_due(
+                app.calendar, as_of, policy.listed_operator_outcome, tz=app.tz
+            )
+            if policy.listed_operator_outcome
+            else None,
         )
     return terms
 
@@ -482,6 +488,10 @@ def _insert_leads(
         },
         constants={"import_id": imp.id, "priority": "normal", "received_at": imp.as_of},
     )
+    if "priority" in take:  # flagged by tasks.listed.flag_listed_operators
+        del rows.constants["priority"]
+        rows.data["priority"] = take["priority"].tolist()
+        rows.data["listed_operator_id"] = take["listed_operator_id"].tolist()
     inserted = np.zeros(n, dtype=bool)
     inserted[fresh] = np.isin(ids[fresh], writer.insert_leads(rows))
     return ids, inserted
@@ -529,6 +539,15 @@ def _insert_referrals(
                 "extension_days": 0,
             },
         )
+        if "priority" in part:  # leads about listed operators: high priority, shorter limit
+            del rows.constants["priority"]
+            rows.data["priority"] = part["priority"].tolist()
+            listed = part["listed_operator_id"].notna().to_numpy()
+            if t.listed_outcome is not None and listed.any():
+                days = (t.outcome.due_on.isoformat(), t.listed_outcome.due_on.isoformat())
+                for name in ("due_on", "original_due_on"):
+                    del rows.constants[name]
+                    rows.data[name] = [days[flag] for flag in listed.tolist()]
         writer.insert_referrals(rows)
 
 

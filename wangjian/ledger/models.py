@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -371,9 +372,23 @@ class Event(Base):
 
 
 class AssistRequest(Base):
-    """A request to a platform for data about a shop (协查), on an hour clock."""
+    """A request to a platform for data about a shop (协查), on an hour clock.
+
+    One open request per platform, subject (referral or lead) and data asked: a second click
+    or a rerun finds the first (`subject_key`, unique among open requests).
+    """
 
     __tablename__ = "assist_requests"
+    __table_args__ = (
+        Index("ix_assist_requests_platform_status", "platform_code", "status"),
+        Index(
+            "uq_assist_requests_open_subject",
+            "subject_key",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     platform_code: Mapped[str] = mapped_column(ForeignKey("parties.code"))
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referrals.id"))
@@ -381,13 +396,17 @@ class AssistRequest(Base):
     asked: Mapped[list[Any]] = mapped_column(default=list)  # identity | sales | listings | ...
     detail: Mapped[str | None] = mapped_column(Text)
     legal_basis: Mapped[str] = mapped_column(Text)
+    subject_key: Mapped[str] = mapped_column(String(200))  # platform|subject|asked
     requested_by: Mapped[str] = mapped_column(String(100))
     requested_at: Mapped[datetime]
     due_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20), default="open")
     # open | answered | no_such_operator | cancelled
     answered_at: Mapped[datetime | None]
-    answer_file: Mapped[str | None] = mapped_column(String(500))
+    answered_by: Mapped[str | None] = mapped_column(String(100))
+    answer_file: Mapped[str | None] = mapped_column(String(500))  # under the upload folder
+    answer_file_name: Mapped[str | None] = mapped_column(String(200))  # as the uploader named it
+    answer_file_sha256: Mapped[str | None] = mapped_column(String(64))
     answer_note: Mapped[str | None] = mapped_column(Text)
 
 
@@ -397,7 +416,7 @@ class ListedOperator(Base):
     __tablename__ = "listed_operators"
     __table_args__ = (
         Index("ix_listed_credit", "credit_code"),
-        Index("ix_listed_shop", "platform", "shop_name"),
+        Index("ix_listed_shop", "platform", "shop_key"),
         UniqueConstraint("list_kind", "identity_key"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -407,12 +426,14 @@ class ListedOperator(Base):
     credit_code: Mapped[str | None] = mapped_column(String(18))
     platform: Mapped[str | None] = mapped_column(String(100))
     shop_name: Mapped[str | None] = mapped_column(String(200))
+    shop_key: Mapped[str | None] = mapped_column(String(200))  # the name, normalised for matching
     shop_id: Mapped[str | None] = mapped_column(String(100))
     operator_name: Mapped[str | None] = mapped_column(String(200))
     region_code: Mapped[str | None] = mapped_column(String(6))
     reason: Mapped[str | None] = mapped_column(Text)
     listed_on: Mapped[date] = mapped_column(Date)
     delisted_on: Mapped[date | None] = mapped_column(Date)
+    delist_reason: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

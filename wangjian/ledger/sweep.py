@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -97,8 +98,11 @@ def sweep_group_key(app: App, as_of: datetime) -> str:
     return f"sweep:{as_of.astimezone(app.tz).date().isoformat()}"
 
 
-def select_due_clocks(session: Session, *, as_of: datetime) -> pd.DataFrame:
-    """Open clocks whose next step has come (`status, next_fire_at` index), with addresses.
+def select_due_clocks(
+    session: Session, *, as_of: datetime, subject_types: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Open clocks whose next step has come (`status, next_fire_at` index), with addresses;
+    only those of `subject_types` when given (the quarter-hourly chase of assistance requests).
 
     Dates and times come back raw and are parsed per column (vectorised), not per value.
     """
@@ -112,6 +116,8 @@ def select_due_clocks(session: Session, *, as_of: datetime) -> pd.DataFrame:
         .select_from(deadlines.outerjoin(parties, parties.c.code == deadlines.c.party))
         .where(deadlines.c.status == "open", deadlines.c.next_fire_at <= as_of)
     )
+    if subject_types is not None:
+        statement = statement.where(deadlines.c.subject_type.in_(list(subject_types)))
     if session.get_bind().dialect.name == "postgresql":
         # Rows met by the portal while we work wait for us, rather than being told afterwards.
         statement = statement.with_for_update(of=deadlines)
@@ -124,10 +130,17 @@ def select_due_clocks(session: Session, *, as_of: datetime) -> pd.DataFrame:
     return frame
 
 
-def sweep_deadlines(*, session: Session, app: App, as_of: datetime) -> SweepResult:
-    """Send every ladder step that has come by `as_of`, once; move the clocks on."""
+def sweep_deadlines(
+    *,
+    session: Session,
+    app: App,
+    as_of: datetime,
+    subject_types: Sequence[str] | None = None,
+) -> SweepResult:
+    """Send every ladder step that has come by `as_of`, once; move the clocks on (all clocks,
+    or those of `subject_types`)."""
     result = SweepResult(as_of=as_of)
-    due = select_due_clocks(session, as_of=as_of)
+    due = select_due_clocks(session, as_of=as_of, subject_types=subject_types)
     result.clocks_due = len(due)
     if due.empty:
         return result

@@ -8,6 +8,7 @@ to the templates as plain data (the sandbox never sees an ORM object that could 
 from __future__ import annotations
 
 import io
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,11 +24,14 @@ from sqlalchemy.orm import Session
 from wangjian.access import portal_link
 from wangjian.campaign.models import Limit, SlaPolicy
 from wangjian.domain.deadlines import DueDate, compute_due
+from wangjian.domain.listed import LIST_KINDS
+from wangjian.ledger.assist import ASKED
 from wangjian.ledger.models import (
     AssistRequest,
     Base,
     Deadline,
     Lead,
+    ListedOperator,
     Message,
     Notice,
     Obligation,
@@ -60,6 +64,13 @@ OBLIGATION_KINDS = frozenset(
     {"implementation_plan", "monthly_report", "deliverable", "summary_package"}
 )
 ESCALATIONS = frozenset({"leader", "supervision"})
+ASSIST_STEPS = {
+    "reminder": "assist_reminder",
+    "due_today": "assist_reminder",
+    "overdue": "assist_overdue",
+    "leader": "assist_escalation",
+    "supervision": "assist_escalation",
+}
 PRE_DEADLINE_OR_OVERDUE = frozenset({"reminder", "due_today", "overdue"})
 IN_CHUNK = 5000
 
@@ -88,6 +99,7 @@ class Subjects:
     clock_of: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     obligations: dict[int, dict[str, Any]] = field(default_factory=dict)
     assists: dict[int, dict[str, Any]] = field(default_factory=dict)
+    listings: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +162,13 @@ def load_subjects(session: Session, notices: Sequence[Notice]) -> Subjects:
     found.assists = {
         a.id: _plain(a)
         for a in _load(session, AssistRequest, AssistRequest.id, by_type.get("assist", ()))
+    }
+    # An assistance request names its shop through its lead.
+    wanted = {a["lead_id"] for a in found.assists.values() if a["lead_id"]} - set(found.leads)
+    found.leads.update({lead.id: _plain(lead) for lead in _load(session, Lead, Lead.id, wanted)})
+    found.listings = {
+        listing.id: _plain(listing)
+        for listing in _load(session, ListedOperator, ListedOperator.id, by_type.get("listed", ()))
     }
     return found
 
@@ -230,6 +249,9 @@ class MessageBuilder:
         referral_items = [i for s in sections if s.template == "digest" for i in s.items]
         if referral_items:
             attachments.append(self._workbook(referral_items, message, locale))
+        listed_items = [i for s in sections if s.template == "listed_digest" for i in s.items]
+        if listed_items:
+            attachments.append(self._listed_workbook(listed_items, message, locale))
         to = book.get(message.recipient.lower(), {})
         mail = build_email(
             message_id=message.message_id_header,
@@ -324,6 +346,7 @@ class MessageBuilder:
             "category": None,
             "obligation": None,
             "assist": None,
+            "listed": None,
         }
         if notice.subject_type == "referral":
             referral = subjects.referrals.get(notice.subject_id)
@@ -337,7 +360,15 @@ class MessageBuilder:
                 raise RenderError(f"notice {notice.key}: obligation {notice.subject_id} not found")
             item["obligation"] = self._obligation_view(obligation)
         elif notice.subject_type == "assist":
-            item["assist"] = subjects.assists.get(notice.subject_id)
+            assist = subjects.assists.get(notice.subject_id)
+            if assist is None:
+                raise RenderError(f"notice {notice.key}: assist {notice.subject_id} not found")
+            item["assist"] = self._assist_view(assist, subjects.leads.get(assist["lead_id"]))
+        elif notice.subject_type == "listed":
+            listing = subjects.listings.get(notice.subject_id)
+            if listing is None:
+                raise RenderError(f"notice {notice.key}: listing {notice.subject_id} not found")
+            item["listed"] = self._listing_view(listing, notice)
         item["title"], item["title_en"] = _titles(item)
         return item
 
@@ -357,6 +388,9 @@ class MessageBuilder:
     def _template_for(self, item: dict[str, Any], *, locale: str, agency: str | None) -> str:
         """Which template tells this item (see templates/README.md)."""
         kind = item["kind"]
+        if item["assist"] and kind in ASSIST_STEPS:
+            # The platform's chase speaks of hours and of its data, not of an agency's referral.
+            return ASSIST_STEPS[kind]
         if kind in PRE_DEADLINE_OR_OVERDUE and item["deadline"]:
             clock_kind = item["deadline"]["kind"]
             return clock_kind if clock_kind in OBLIGATION_KINDS else kind
@@ -444,6 +478,60 @@ class MessageBuilder:
         except ValueError:
             late = view["overdue_days"]
         view["overdue_working_days"] = max(late, 0)
+        # Hour clocks (assistance requests) are told to the hour.
+        due_at = clock["due_at"].astimezone(self.app.tz)
+        hours = (self.as_of - due_at).total_seconds() / 3600
+        view["due_at"] = due_at
+        view["hours_overdue"] = max(math.ceil(hours), 0)
+        view["hours_left"] = max(math.ceil(-hours), 0)
+        return view
+
+    def _assist_view(self, assist: dict[str, Any], lead: dict[str, Any] | None) -> dict[str, Any]:
+        view = dict(assist)
+        platform = self.config.platforms.get(assist["platform_code"])
+        requested = assist["requested_at"].astimezone(self.app.tz)
+        due_at = assist["due_at"].astimezone(self.app.tz)
+        hours = round((due_at - requested).total_seconds() / 3600)
+        view.update(
+            requested_at=requested,
+            due_at=due_at,
+            hours=hours,
+            explanation=(
+                f"自{requested:%Y-%m-%d %H:%M}发出起,按自然小时连续计算(不扣除夜间、周末和节假日),"
+                f"{hours}小时,截止{due_at:%Y-%m-%d %H:%M}。"
+            ),
+            asked_items=[
+                {
+                    "code": code,
+                    "zh": ASKED.get(code, (code, code))[0],
+                    "en": ASKED.get(code, (code, code))[1],
+                }
+                for code in assist["asked"] or []
+            ],
+            legal_basis_en=self.config.platforms_file.assist_basis_en
+            if assist["legal_basis"] == self.config.platforms_file.assist_basis
+            else None,
+            platform_name=platform.name_zh if platform else assist["platform_code"],
+            platform_name_en=platform.name_en if platform else assist["platform_code"],
+            shop={
+                key: (lead or {}).get(key)
+                for key in ("platform", "shop_name", "url", "operator_name", "credit_code")
+            },
+        )
+        return view
+
+    def _listing_view(self, listing: dict[str, Any], notice: Notice) -> dict[str, Any]:
+        view = dict(listing)
+        zh, en = LIST_KINDS.get(listing["list_kind"], (listing["list_kind"], listing["list_kind"]))
+        platform = self.config.platforms.get(listing["platform"] or "")
+        view.update(
+            list_kind_zh=zh,
+            list_kind_en=en,
+            platform_name=platform.name_zh if platform else listing["platform"],
+            platform_name_en=platform.name_en if platform else listing["platform"],
+            relation=(notice.context or {}).get("relation"),
+            delisted=notice.step == "delisted",
+        )
         return view
 
     def _obligation_view(self, obligation: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +591,15 @@ class MessageBuilder:
             }
         return book
 
+    def _listed_workbook(
+        self, items: list[dict[str, Any]], message: Message, locale: str
+    ) -> Attachment:
+        content = listed_workbook(items, locale=locale, created=self.as_of)
+        stem = "共享名单" if locale == "zh" else "listed-operators"
+        part = f"_{message.part}-{message.parts}" if message.parts > 1 else ""
+        name = f"{stem}_{message.party}_{self.today:%Y%m%d}{part}.xlsx"
+        return Attachment(filename=name, content=content, maintype=XLSX[0], subtype=XLSX[1])
+
     def _workbook(self, items: list[dict[str, Any]], message: Message, locale: str) -> Attachment:
         content = referrals_workbook(items, locale=locale, created=self.as_of)
         stem = "移送线索清单" if locale == "zh" else "referrals"
@@ -559,6 +656,39 @@ def referrals_workbook(items: Sequence[dict[str, Any]], *, locale: str, created:
     return buffer.getvalue()
 
 
+_LISTED_COLUMNS = [
+    ("变动", "change", lambda i: "移出名单" if i["listed"]["delisted"] else "新列入"),
+    ("名录类型", "list", lambda i: i["listed"]["list_kind_zh"]),
+    ("统一社会信用代码", "credit code", lambda i: i["listed"]["credit_code"]),
+    ("经营者", "operator", lambda i: i["listed"]["operator_name"]),
+    ("平台", "platform", lambda i: i["listed"]["platform_name"]),
+    ("店铺", "shop", lambda i: i["listed"]["shop_name"]),
+    ("店铺编号", "shop id", lambda i: i["listed"]["shop_id"]),
+    ("行政区划", "region", lambda i: i["listed"]["region_code"]),
+    ("原因", "reason", lambda i: i["listed"]["reason"]),
+    ("列入日期", "listed on", lambda i: i["listed"]["listed_on"]),
+    ("移出日期", "delisted on", lambda i: i["listed"]["delisted_on"]),
+    (
+        "与本平台关系",
+        "on your platform",
+        lambda i: "本平台" if i["listed"]["relation"] == "hosts" else "可能入驻",
+    ),
+]
+
+
+def listed_workbook(items: Sequence[dict[str, Any]], *, locale: str, created: datetime) -> bytes:
+    """An XLSX of a digest's listed and delisted operators, for the platform's own checks."""
+    book = Workbook(write_only=True)
+    book.properties.created = book.properties.modified = created.replace(tzinfo=None)
+    sheet = book.create_sheet("共享名单" if locale == "zh" else "listed operators")
+    sheet.append([zh if locale == "zh" else en for zh, en, _ in _LISTED_COLUMNS])
+    for item in items:
+        sheet.append([_cell(get(item)) for _, _, get in _LISTED_COLUMNS])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 # --- small helpers -----------------------------------------------------------------------------
 
 
@@ -585,7 +715,9 @@ def _display(entry: dict[str, str], locale: str) -> str:
 
 def _answer_path(subject_type: str, subject_id: int) -> str:
     """Where the portal answers one item (the party's home page otherwise)."""
-    paths = {"referral": "referrals", "obligation": "reports"}
+    if subject_type == "listed":
+        return "listed"
+    paths = {"referral": "referrals", "obligation": "reports", "assist": "assists"}
     return f"{paths[subject_type]}/{subject_id}" if subject_type in paths else ""
 
 
@@ -634,6 +766,24 @@ def _titles(item: dict[str, Any]) -> tuple[str, str]:
     if item["obligation"]:
         return str(item["obligation"]["title"]), str(item["obligation"]["title_en"])
     if item["assist"]:
-        return f"协查请求 #{item['assist']['id']}", f"assistance request #{item['assist']['id']}"
+        assist = item["assist"]
+        shop = assist["shop"]
+        who = shop.get("shop_name") or shop.get("operator_name") or shop.get("credit_code") or ""
+        return (
+            f"协查函(编号{assist['id']}){who}".strip(),
+            f"assistance request no. {assist['id']} {who}".strip(),
+        )
+    if item["listed"]:
+        listing = item["listed"]
+        who = (
+            listing.get("operator_name")
+            or listing.get("shop_name")
+            or listing.get("credit_code")
+            or ""
+        )
+        return (
+            f"{listing['list_kind_zh']} {who}".strip(),
+            f"{listing['list_kind_en']} {who}".strip(),
+        )
     generic = f"{item['subject_type']} #{item['subject_id']}"
     return generic, generic

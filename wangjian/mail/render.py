@@ -57,6 +57,15 @@ def _date_en(value: date | datetime | None) -> str:
     return "" if value is None else f"{value:%d %b %Y}".lstrip("0")
 
 
+def _time_zh(value: datetime | None) -> str:
+    """A moment to the minute, for hour limits: 2025年11月4日 14:00."""
+    return "" if value is None else f"{_date_zh(value)} {value:%H:%M}"
+
+
+def _time_en(value: datetime | None) -> str:
+    return "" if value is None else f"{_date_en(value)} {value:%H:%M}"
+
+
 def _autoescape(name: str | None) -> bool:
     # HTML is escaped; plain text must stay as typed (escaping would show `&lt;` to the reader).
     return not (name or "").endswith(".txt")
@@ -75,6 +84,8 @@ def template_environment(folders: tuple[Path, ...]) -> SandboxedEnvironment:
     )
     env.filters["date_zh"] = _date_zh
     env.filters["date_en"] = _date_en
+    env.filters["time_zh"] = _time_zh
+    env.filters["time_en"] = _time_en
     return env
 
 

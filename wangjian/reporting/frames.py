@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from wangjian.ledger.models import (
+    AssistRequest,
     Import,
     Lead,
     Notice,
@@ -34,6 +35,7 @@ class LedgerFrames:
     typical_cases: pd.DataFrame
     parties: pd.DataFrame
     duplicates: int
+    assists: pd.DataFrame | None = None  # assistance requests to platforms (协查)
 
 
 def _read(engine: Engine, statement: Any, *, utc: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -131,6 +133,22 @@ def load_frames(engine: Engine, *, as_of: datetime, as_of_date: date) -> LedgerF
     parties = _read(
         engine, select(Party.code, Party.kind, Party.name_zh, Party.name_en, Party.region_code)
     )
+    assists = _read(
+        engine,
+        select(
+            AssistRequest.id,
+            AssistRequest.platform_code,
+            AssistRequest.status,
+            AssistRequest.requested_at,
+            AssistRequest.due_at,
+            AssistRequest.answered_at,
+        ).where(AssistRequest.requested_at <= as_of, AssistRequest.status != "cancelled"),
+        utc=("requested_at", "due_at", "answered_at"),
+    )
+    # An answer given after the as-of did not exist yet.
+    late_answer = assists["answered_at"] > cutoff
+    assists.loc[late_answer, "answered_at"] = pd.NaT
+    assists.loc[late_answer, "status"] = "open"
     imports = _read(
         engine,
         select(Import.counts, Import.started_at).where(Import.kind == "leads"),
@@ -159,4 +177,5 @@ def load_frames(engine: Engine, *, as_of: datetime, as_of_date: date) -> LedgerF
         typical_cases=typical_cases,
         parties=parties,
         duplicates=duplicates,
+        assists=assists,
     )

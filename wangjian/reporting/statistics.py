@@ -7,7 +7,11 @@ Counting rules (documented because a report is only as good as its definitions):
 - acknowledged / decided *on time* means by the end of the due day, in the campaign's time zone;
   a rate's denominator is what had fallen due by the as-of, or was answered before;
 - escalations count clocks that reached the leader step (提级催办) or were listed for supervision
-  (挂牌督办), from the notices of sweeps up to the as-of day.
+  (挂牌督办), from the notices of sweeps up to the as-of day;
+- an assistance request's answer time runs from the request to the platform's answer (data or
+  "no such operator"), in hours; the share answered within 24 hours counts the requests answered
+  and those whose 24 hours had passed unanswered by the as-of; median and 90th percentile are of
+  the answered ones.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class CampaignStatistics:
     escalated: int = 0
     listed_for_supervision: int = 0
     transfers_out: int = 0
+    assist: dict[str, object] = field(default_factory=dict)
 
     def headline(self) -> dict[str, object]:
         return {
@@ -80,6 +85,7 @@ class CampaignStatistics:
             "escalated": self.escalated,
             "listed_for_supervision": self.listed_for_supervision,
             "transfers_out": self.transfers_out,
+            "assist": self.assist,
         }
 
 
@@ -147,7 +153,8 @@ def compute_statistics(frames: LedgerFrames, config: CampaignConfig) -> Campaign
     leads["month"] = leads["received_at"].dt.tz_convert(tz).dt.strftime("%Y-%m")
     names = dict(zip(frames.parties["code"], frames.parties["name_zh"], strict=True))
     category_names = {c.code: c.name_zh for c in config.categories_file.categories}
-    escalations = frames.escalations
+    # Assistance requests' escalations go to platforms' compliance leads: table 9 counts them.
+    escalations = frames.escalations[frames.escalations["subject_type"] != "assist"]
     escalated_keys = escalations[escalations["step"] == "leader"]
     listed_keys = escalations[escalations["step"] == "supervision"]
     referral_escalated = set(
@@ -187,6 +194,14 @@ def compute_statistics(frames: LedgerFrames, config: CampaignConfig) -> Campaign
     stats.tables["表6 办理结果"] = _outcomes(stats)
     stats.tables["表7 异地移送"] = _transfers(transfers, frames.parties)
     stats.tables["表8 成员单位报送情况"] = _submissions(frames, config, names)
+    assists = frames.assists if frames.assists is not None else pd.DataFrame()
+    told = frames.escalations
+    escalated = set(
+        told.loc[(told["subject_type"] == "assist") & (told["step"] == "leader"), "subject_id"]
+    )
+    if not assists.empty:
+        assists = assists.assign(escalated=assists["id"].isin(escalated))
+    stats.assist, stats.tables["表9 平台协查"] = assist_statistics(assists, config, frames.as_of)
     return stats
 
 
@@ -366,3 +381,97 @@ def _submissions(
     ]
     table.insert(0, "成员单位", [names.get(c, c) for c in table.index])
     return table.reset_index(names="代码")
+
+
+WITHIN_HOURS = 24  # Zhejiang's benchmark: from six months on average to 24 hours
+
+
+def assist_statistics(
+    assists: pd.DataFrame, config: CampaignConfig, as_of: datetime
+) -> tuple[dict[str, object], pd.DataFrame]:
+    """Assistance requests per platform: how many, answered, answer time (median, 90th
+    percentile, hours) and the share answered within 24 hours — the headline and table 9."""
+    columns = [
+        "平台",
+        "协查请求(件)",
+        "已答复(件)",
+        "其中查无此经营者(件)",
+        "待答复(件)",
+        "逾期未答复(件)",
+        "告知合规负责人(件)",
+        "答复用时中位数(小时)",
+        "答复用时90%分位(小时)",
+        "24小时内答复率",
+    ]
+    platforms = [(p.code, p.name_zh) for p in config.platforms_file.platforms]
+    if assists.empty:
+        frame = pd.DataFrame(
+            {
+                "platform_code": pd.Series(dtype=object),
+                "status": pd.Series(dtype=object),
+                "hours": pd.Series(dtype=float),
+                "answered": pd.Series(dtype=bool),
+                "overdue": pd.Series(dtype=bool),
+                "escalated": pd.Series(dtype=bool),
+                "counted": pd.Series(dtype=bool),
+                "within": pd.Series(dtype=bool),
+            }
+        )
+    else:
+        cutoff = pd.Timestamp(as_of).tz_convert("UTC")
+        frame = assists.copy()
+        frame["answered"] = frame["answered_at"].notna()
+        frame["hours"] = (frame["answered_at"] - frame["requested_at"]).dt.total_seconds() / 3600
+        window = frame["requested_at"] + pd.Timedelta(hours=WITHIN_HOURS)
+        frame["within"] = frame["answered"] & (frame["hours"] <= WITHIN_HOURS)
+        frame["counted"] = frame["answered"] | (window < cutoff)
+        frame["overdue"] = ~frame["answered"] & (frame["due_at"] < cutoff)
+        if "escalated" not in frame:
+            frame["escalated"] = False
+
+    def figures(part: pd.DataFrame) -> dict[str, object]:
+        hours = part.loc[part["answered"], "hours"]
+        counted = int(part["counted"].sum())
+        return {
+            "requests": len(part),
+            "answered": int(part["answered"].sum()),
+            "no_such_operator": int((part["status"] == "no_such_operator").sum()),
+            "open": int((~part["answered"]).sum()),
+            "overdue": int(part["overdue"].sum()),
+            "escalated": int(part["escalated"].sum()),
+            "median_answer_hours": round(float(hours.median()), 1) if len(hours) else None,
+            "p90_answer_hours": round(float(hours.quantile(0.9)), 1) if len(hours) else None,
+            "within_24h_share": round(int(part["within"].sum()) / counted, 4) if counted else None,
+        }
+
+    known = [code for code, _ in platforms]
+    others = sorted(set(frame["platform_code"]) - set(known))
+    by_platform = {
+        code: figures(frame[frame["platform_code"] == code]) for code in [*known, *others]
+    }
+    total = figures(frame)
+    names = dict(platforms)
+    rows = [
+        [names.get(code, code), *_assist_cells(f)]
+        for code, f in [*by_platform.items(), ("合计", total)]
+    ]
+    table = pd.DataFrame(rows, columns=columns)
+    return {**total, "by_platform": by_platform}, table
+
+
+def _assist_cells(f: dict[str, object]) -> list[object]:
+    def hours(value: object) -> object:
+        return "—" if value is None else value
+
+    share = f["within_24h_share"]
+    return [
+        f["requests"],
+        f["answered"],
+        f["no_such_operator"],
+        f["open"],
+        f["overdue"],
+        f["escalated"],
+        hours(f["median_answer_hours"]),
+        hours(f["p90_answer_hours"]),
+        _percent(share),
+    ]

@@ -35,6 +35,18 @@ def summary_markdown(
         f"按期办结率{_percent(stats.on_time_rate)};逾期未办{stats.overdue}件,"
         f"提级催办{stats.escalated}件次,挂牌督办{stats.listed_for_supervision}件次。",
         "",
+    ]
+    assist = stats.assist
+    if assist.get("requests"):
+        median = assist["median_answer_hours"]
+        lines += [
+            f"向电商平台发出协查函{assist['requests']}件,已答复{assist['answered']}件"
+            f"(其中查无此经营者{assist['no_such_operator']}件),"
+            f"答复用时中位数{'—' if median is None else median}小时,"
+            f"24小时内答复率{_percent(assist['within_24h_share'])}。",
+            "",
+        ]
+    lines += [
         "| 成员单位 | 接收移送 | 已办结 | 按期办结率 | 逾期未办 |",
         "|---|---:|---:|---:|---:|",
     ]
