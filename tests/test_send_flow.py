@@ -4,6 +4,7 @@ artifact of failures, listing, sending and retrying from the command line."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,18 @@ def test_the_flow_sends_in_batches_and_the_office_sees_failures(
         assert result["failures"][0]["recipient"] == REFUSED
         assert len(smtp_server.received) == 4
 
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+        # The server records task runs a little after they end: wait for all five.
+        deadline = time.monotonic() + 60
+        while True:
+            with get_client(sync_client=True) as client:
+                runs = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                    )
                 )
-            )
+            if len(runs) >= 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         names = sorted(r.name.rsplit("-", 1)[0] for r in runs)
         # Five messages in batches of two: three send tasks, never one per message.
         assert names.count("send-outbox") == 3

@@ -30,6 +30,7 @@ from wangjian.orchestration import (
 from wangjian.settings import PortalSettings, Settings, SmtpSettings, load_settings
 from wangjian.simulation.leads import write_lead_file
 from wangjian.simulation.members import SimulatedCampaign
+from wangjian.simulation.platforms import SimulatedPlatforms, write_listed_file
 
 FORMATS = ("csv", "xlsx", "jsonl")
 
@@ -136,8 +137,12 @@ def _replay(
 ) -> DemoResult:
     from flows.campaign import campaign
 
+    from flows.import_listed_operators import import_listed_operators
+
     members = SimulatedCampaign(app, seed=seed)
+    platforms = SimulatedPlatforms(app, seed=seed)
     plan = lead_plan(app, leads)
+    list_on = sorted(plan)[min(4, len(plan) - 1)] if plan else None
     day, last = members.first_day(), until or members.last_day()
     phase_seen = None
     lead_index = 0
@@ -159,6 +164,15 @@ def _replay(
             result.lead_files += 1
             result.leads_sent += plan[day]
             files.append(str(path))
+        if day == list_on:
+            # The office shares the merchants removed elsewhere; later leads about them are flagged.
+            listed = write_listed_file(
+                result.workdir / "leads" / f"listed-{day.isoformat()}.csv",
+                lead_indices=range(lead_index, lead_index + leads),
+                listed_on=day,
+            )
+            import_listed_operators(path=str(listed), as_of=as_of.isoformat(), actor="office")
+            say(f"  {day}: 共享清退名录(一处清退、处处关店)已导入")
         phase = app.config.campaign.phases.phase_on(day)
         if app.calendar.is_workday(day) or files or day == last:
             outcome = campaign(as_of=as_of.isoformat(), lead_files=files)
@@ -173,6 +187,9 @@ def _replay(
                 )
             if outcome.get("report"):
                 result.final = outcome["report"]
+        if phase == "implementation" and app.calendar.is_workday(day):
+            platforms.ask(day)
+        platforms.answer(day)
         members.act(day)
         day += timedelta(days=1)
     if not result.final:
