@@ -136,7 +136,6 @@ def _replay(
     say: Callable[[str], None],
 ) -> DemoResult:
     from flows.campaign import campaign
-
     from flows.import_listed_operators import import_listed_operators
 
     members = SimulatedCampaign(app, seed=seed)
@@ -146,6 +145,7 @@ def _replay(
     day, last = members.first_day(), until or members.last_day()
     phase_seen = None
     lead_index = 0
+    week = WeekTally()
     while day <= last:
         as_of = datetime.combine(day, clock_time(9, 0), tzinfo=app.tz)
         files = []
@@ -180,17 +180,17 @@ def _replay(
             if phase != phase_seen:
                 say(f"• {day} — {PHASE_LINES.get(phase, phase)}")
                 phase_seen = phase
-            sweep = outcome.get("sweep") or {}
-            if sweep.get("escalations") or sweep.get("listed_for_supervision"):
-                say(
-                    f"  {day}: 提级催办 {sweep.get('escalations', 0)},挂牌督办 {sweep.get('listed_for_supervision', 0)}"
-                )
+            week.add(outcome)
             if outcome.get("report"):
                 result.final = outcome["report"]
         if phase == "implementation" and app.calendar.is_workday(day):
             platforms.ask(day)
         platforms.answer(day)
-        members.act(day)
+        week.answers(members.act(day))
+        if day.weekday() == 6 or day == last:
+            if week.days:
+                say(week.line(day))
+            week = WeekTally()
         day += timedelta(days=1)
     if not result.final:
         from flows.campaign_report import campaign_report
@@ -200,6 +200,41 @@ def _replay(
             as_of=final_at.isoformat(), out_dir=str(app.settings.reports_dir / "final")
         )
     return result
+
+
+@dataclass
+class WeekTally:
+    """What a simulated week brought, for one line of narration."""
+
+    days: int = 0
+    leads: int = 0
+    referrals: int = 0
+    reminders: int = 0
+    escalations: int = 0
+    listed: int = 0
+    mails: int = 0
+    outcomes: int = 0
+
+    def add(self, outcome: dict[str, Any]) -> None:
+        sweep = outcome.get("sweep") or {}
+        self.days += 1
+        self.reminders += int(sweep.get("reminders", 0)) + int(sweep.get("overdue_notices", 0))
+        self.escalations += int(sweep.get("escalations", 0))
+        self.listed += int(sweep.get("listed_for_supervision", 0))
+        self.mails += int(sweep.get("notifications_sent", 0))
+        for dispatched in outcome.get("dispatched", []):
+            self.leads += int(dispatched.get("imported", 0))
+            self.referrals += sum((dispatched.get("referrals") or {}).values())
+
+    def answers(self, actions: Any) -> None:
+        self.outcomes += actions.outcomes
+
+    def line(self, day: date) -> str:
+        return (
+            f"  {day:%m-%d}止一周  线索 {self.leads:>4}  移送 {self.referrals:>4}  办结 {self.outcomes:>4}"
+            f"  提醒 {self.reminders:>3}  催办 {self.escalations:>3}  督办 {self.listed:>3}"
+            f"  邮件 {self.mails:>3}"
+        )
 
 
 PHASE_LINES = {

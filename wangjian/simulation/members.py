@@ -72,6 +72,18 @@ BEHAVIOURS: dict[str, Behaviour] = {
 REGULATOR = Behaviour(ack=(1, 7), outcome=(8, 25), late_share=0.3, silent_share=0.15)
 
 
+@dataclass(frozen=True)
+class ReferralPlan:
+    """One referral's fate: never answered, returned, or acknowledged and decided on given days."""
+
+    silent: bool
+    misrouted: bool
+    ack_on: date
+    outcome_on: date | None
+    ask_more_time_on: date | None
+    outcome: str
+
+
 @dataclass
 class DayActions:
     """What the simulated parties did on one day (for the demo's narration)."""
@@ -97,6 +109,7 @@ class SimulatedCampaign:
     def __init__(self, app: App, *, seed: int = 2021) -> None:
         self.app = app
         self.seed = seed
+        self._plans: dict[int, ReferralPlan] = {}
 
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *keys])
@@ -136,14 +149,15 @@ class SimulatedCampaign:
             for row in referrals:
                 self._answer_one(session, row, day, at, actions)
 
-    def _answer_one(
-        self, session: Any, row: Any, day: date, at: datetime, actions: DayActions
-    ) -> None:
+    def _plan(self, row: Any) -> ReferralPlan:
+        """How and when this agency answers this referral: decided once, on first sight."""
+        plan = self._plans.get(row.id)
+        if plan is not None:
+            return plan
         habit = self.behaviour(row.agency_code)
         rng = self._rng(row.id)
         received = row.received_at.astimezone(self.app.tz).date()
-        if rng.random() < habit.silent_share:
-            return  # never answered: the ladder climbs to supervision
+        silent = rng.random() < habit.silent_share  # never answered: the ladder climbs to the top
         misrouted = row.kind == "referral" and rng.random() < 0.01
         ack_on = self._workday(received, int(rng.integers(habit.ack[0], habit.ack[1] + 1)))
         late = rng.random() < habit.late_share
@@ -152,6 +166,28 @@ class SimulatedCampaign:
         wants_more_time = late and rng.random() < habit.extension_share * 10
         # Another region's regulator reports back on only some of what it receives.
         reports_outcome = not row.agency_code.startswith("reg-") or rng.random() < 0.6
+        code = str(rng.choice(OUTCOMES, p=OUTCOME_WEIGHTS))
+        if row.agency_code == "police":
+            code = "case_filed" if rng.random() < 0.4 else "no_violation"
+        plan = ReferralPlan(
+            silent=silent,
+            misrouted=misrouted,
+            ack_on=ack_on,
+            outcome_on=outcome_on if reports_outcome else None,
+            ask_more_time_on=self._workday(received, max(habit.outcome[0], 10))
+            if wants_more_time
+            else None,
+            outcome=code,
+        )
+        self._plans[row.id] = plan
+        return plan
+
+    def _answer_one(
+        self, session: Any, row: Any, day: date, at: datetime, actions: DayActions
+    ) -> None:
+        plan = self._plan(row)
+        if plan.silent:
+            return
         common = {
             "session": session,
             "app": self.app,
@@ -161,8 +197,8 @@ class SimulatedCampaign:
             "at": at,
         }
         try:
-            if row.status == "open" and day >= ack_on:
-                if misrouted:
+            if row.status == "open" and day >= plan.ack_on:
+                if plan.misrouted:
                     return_referral(
                         **common, reason="经核查不属于本单位职责范围,请联席会议办公室重新指派"
                     )
@@ -173,16 +209,13 @@ class SimulatedCampaign:
                 return
             if row.status != "acknowledged":
                 return
-            ask_on = self._workday(received, max(habit.outcome[0], 10))
-            if wants_more_time and row.extension_days == 0 and day == ask_on:
+            if row.extension_days == 0 and day == plan.ask_more_time_on:
                 request_extension(
                     **common, days=15, reason="案情复杂,需调取平台交易数据,申请延长核查期限"
                 )
                 actions.extensions_requested += 1
-            if day >= outcome_on and reports_outcome:
-                code = str(rng.choice(OUTCOMES, p=OUTCOME_WEIGHTS))
-                if row.agency_code == "police":
-                    code = "case_filed" if rng.random() < 0.4 else "no_violation"
+            if plan.outcome_on is not None and day >= plan.outcome_on:
+                code = plan.outcome
                 case_number = (
                     f"{day.year}-{row.agency_code}-{row.id:05d}" if code == "case_filed" else None
                 )
