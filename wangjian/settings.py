@@ -38,6 +38,10 @@ class SmtpSettings(BaseSettings):
     # jitter so that many messages deferred together do not all come back at the same instant.
     retry_initial_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # A Prefect global concurrency limit each send batch holds a slot of, so that all the
+    # workers together keep at most that many batches talking to the relay (scripts/stack.sh
+    # creates `wangjian-smtp`). Unset: no limit is asked for.
+    concurrency_limit: str | None = None
 
     @property
     def enabled(self) -> bool:
