@@ -30,11 +30,12 @@ def compose_outbox(as_of: datetime) -> int:
 @contextmanager
 def smtp_slot(limit: str | None) -> Iterator[None]:
     """Hold a slot of the named global concurrency limit while talking to the relay (strict: a
-    limit configured but missing on the server stops the send rather than going unlimited)."""
+    limit configured but missing on the server stops the send rather than going unlimited).
+    The lease is renewed while the batch runs; a sender that dies frees its slot within 60 s."""
     if not limit:
         yield
         return
-    with concurrency(limit, occupy=1, strict=True):
+    with concurrency(limit, occupy=1, lease_duration=60, strict=True):
         yield
 
 
