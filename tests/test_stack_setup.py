@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from prefect import flow
-from prefect.blocks.system import Secret
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.states import AwaitingRetry, Running
 
@@ -67,25 +66,18 @@ def test_a_secret_block_is_named_for_its_variable(block: str, variable: str | No
 
 
 def test_secret_blocks_fill_the_environment_without_overriding_it(
-    client: SyncPrefectClient,
+    secret_blocks: Callable[[str, str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    Secret(value="relay-password").save("wangjian-smtp-username", overwrite=True)
-    Secret(value="from-the-block").save("wangjian-mail-from", overwrite=True)
-    Secret(value="not ours").save("another-secret", overwrite=True)
-    names = ("WANGJIAN_SMTP_USERNAME", "WANGJIAN_MAIL_FROM")
-    before = {name: os.environ.pop(name, None) for name in names}
-    os.environ["WANGJIAN_MAIL_FROM"] = "office@example.org"
-    try:
-        result = load_secret_blocks()
-        assert result == {"loaded": ["WANGJIAN_SMTP_USERNAME"]}
-        assert os.environ["WANGJIAN_SMTP_USERNAME"] == "relay-password"
-        assert os.environ["WANGJIAN_MAIL_FROM"] == "office@example.org"
-        assert "ANOTHER_SECRET" not in os.environ
-    finally:
-        for name, value in before.items():
-            os.environ.pop(name, None)
-            if value is not None:
-                os.environ[name] = value
+    secret_blocks("wangjian-smtp-username", "relay-user")
+    secret_blocks("wangjian-mail-from", "from-the-block@example.org")
+    secret_blocks("another-secret", "not ours")
+    monkeypatch.setenv("WANGJIAN_MAIL_FROM", "office@example.org")
+
+    assert load_secret_blocks() == {"loaded": ["WANGJIAN_SMTP_USERNAME"]}
+
+    assert os.environ["WANGJIAN_SMTP_USERNAME"] == "relay-user"
+    assert os.environ["WANGJIAN_MAIL_FROM"] == "office@example.org"
+    assert "ANOTHER_SECRET" not in os.environ
 
 
 def test_configure_twice_makes_one_pool_one_limit_and_two_automations(

@@ -8,10 +8,16 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wangjian.campaign.loader import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Placeholder secrets shipped for development; refused when WANGJIAN_ENV=production.
 DEV_SECRET = "dev-only-change-me"
+
+
+class PlaceholderSecrets(ConfigError, ValueError):
+    """A production process given the development placeholders for its secrets."""
 
 
 def _env_config(prefix: str) -> SettingsConfigDict:
@@ -102,7 +108,8 @@ class Settings(BaseSettings):
         return self
 
     def check_secrets(self) -> None:
-        """Refuse the development placeholders outside development."""
+        """Refuse the development placeholders in production (every process checks: the
+        workers sign the portal links that notices carry with the portal's secret key)."""
         if self.env != "production":
             return
         placeholders = [
@@ -114,7 +121,12 @@ class Settings(BaseSettings):
             if value.get_secret_value() == DEV_SECRET
         ]
         if placeholders:
-            raise ValueError(f"placeholder secrets in production: {', '.join(placeholders)}")
+            raise PlaceholderSecrets(
+                "environment",
+                ", ".join(placeholders),
+                "the development placeholder is refused when WANGJIAN_ENV=production "
+                "(set it, or keep it in a Prefect Secret block: docs/operations.md)",
+            )
 
 
 def load_settings(**overrides: object) -> Settings:
