@@ -4,17 +4,20 @@ schedules in Asia/Shanghai, tags per phase, the sender and the sweep limited."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from prefect.cli.deploy._models import DeploymentConfig, PrefectYamlModel
-from prefect.client.schemas.schedules import CronSchedule
+from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema, parameter_schema_from_entrypoint
 from prefect.utilities.importtools import import_object
 from prefect.utilities.schema_tools.validation import validate
 
+from wangjian.campaign import CampaignConfig
 from wangjian.settings import PROJECT_ROOT
 
 PHASES = {"mobilisation", "implementation", "summary", "all-phases"}
@@ -120,14 +123,32 @@ def test_the_daily_runs_and_the_sender_are_scheduled() -> None:
     def crons(name: str) -> list[str | None]:
         return [getattr(s, "cron", None) for s in _by_name(name).schedules or []]
 
+    assert crons("campaign") == ["30 8 * * *"]
     assert crons("deadline-sweep") == ["0 9 * * *"]
     assert crons("send-notifications") == ["*/10 * * * *"]
     assert crons("campaign-report") == ["0 10 23 * *"]
 
 
+@pytest.mark.parametrize("phase", ["mobilisation", "implementation", "summary"])
+def test_each_phase_starts_on_the_campaign_s_date_when_switched_on(
+    phase: str, default_config: CampaignConfig
+) -> None:
+    deployment = _by_name(phase)
+    (schedule,) = deployment.schedules or []
+    rrule = RRuleSchedule(rrule=schedule.rrule, timezone=schedule.timezone).to_rrule()  # type: ignore[union-attr]
+    start = getattr(default_config.campaign.phases, phase).start
+    assert list(rrule) == [datetime.combine(start, time(9), tzinfo=ZoneInfo("Asia/Shanghai"))]
+    assert schedule.active is False  # type: ignore[union-attr]  # the daily `campaign` run enters it
+    assert phase in (deployment.tags or [])
+
+
 @pytest.mark.parametrize(
     ("name", "strategy"),
     [
+        ("campaign", "ENQUEUE"),
+        ("mobilisation", "ENQUEUE"),
+        ("implementation", "ENQUEUE"),
+        ("summary", "ENQUEUE"),
         ("deadline-sweep", "ENQUEUE"),
         ("send-notifications", "CANCEL_NEW"),
         ("campaign-report", "ENQUEUE"),
