@@ -19,8 +19,8 @@
 #   WANGJIAN_STACK_PORT         [4200] the Prefect API and UI
 #   WANGJIAN_STACK_WORKERS      [2] workers; WANGJIAN_STACK_WORKER_LIMIT [2] runs at once each
 #   WANGJIAN_STACK_POLL         [5] seconds between a worker's polls of the pool
-#   WANGJIAN_STACK_HEARTBEAT    [30] seconds between a flow run's heartbeats
-#   WANGJIAN_STACK_SILENCE      [90] seconds of silence after which a run's worker is dead
+#   WANGJIAN_STACK_SILENCE      [90] seconds without a heartbeat (runs send one every 30 s,
+#                               prefect.yaml) after which a run's worker is presumed dead
 #   WANGJIAN_STACK_SMTP_SLOTS   [1] send batches talking to the relay at once, all workers
 #   WANGJIAN_STACK_SCHEDULES    [on] `off`: deploy with every schedule off (staging, tests)
 #   WANGJIAN_STACK_GRACE        [10] seconds `down` lets runs finish before rescheduling them
@@ -38,7 +38,6 @@ PORT="${WANGJIAN_STACK_PORT:-4200}"
 WORKERS="${WANGJIAN_STACK_WORKERS:-2}"
 WORKER_LIMIT="${WANGJIAN_STACK_WORKER_LIMIT:-2}"
 POLL="${WANGJIAN_STACK_POLL:-5}"
-HEARTBEAT="${WANGJIAN_STACK_HEARTBEAT:-30}"
 SILENCE="${WANGJIAN_STACK_SILENCE:-90}"
 SMTP_SLOTS="${WANGJIAN_STACK_SMTP_SLOTS:-1}"
 SCHEDULES="${WANGJIAN_STACK_SCHEDULES:-on}"
@@ -160,6 +159,9 @@ up() {
       PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT="$PORT" \
       "$py" -m prefect server start --host 127.0.0.1 --port "$PORT"
   fi
+  # The ledger's schema and the campaign's configuration, while the server starts.
+  say "ledger: wangjian init"
+  (cd "$ROOT" && "$(dirname "$py")/wangjian" init >&2)
   "$py" -m wangjian.stack wait "$API_URL" --timeout 180 >&2 || {
     tail -n 30 "$STACK_DIR/logs/server.log" >&2
     exit 1
@@ -167,9 +169,6 @@ up() {
   say "Prefect API $API_URL (UI http://127.0.0.1:$PORT)"
 
   "$py" -m wangjian.stack configure --pool wangjian --smtp-slots "$SMTP_SLOTS" --silence "$SILENCE" >&2
-
-  say "ledger: wangjian init"
-  (cd "$ROOT" && "$(dirname "$py")/wangjian" init >&2)
 
   say "deployments: prefect deploy --all"
   (cd "$ROOT" && "$py" -m prefect --no-prompt deploy --all >"$STACK_DIR/logs/deploy.log" 2>&1) || {
@@ -184,7 +183,6 @@ up() {
   for i in $(seq 1 "$WORKERS"); do
     start "worker-$i" env \
       WANGJIAN_SMTP_CONCURRENCY_LIMIT=wangjian-smtp \
-      PREFECT_FLOWS_HEARTBEAT_FREQUENCY="$HEARTBEAT" \
       PREFECT_WORKER_QUERY_SECONDS="$POLL" PREFECT_WORKER_PREFETCH_SECONDS="$POLL" \
       "$py" -m prefect worker start --pool wangjian --type process \
       --name "wangjian-worker-$i" --limit "$WORKER_LIMIT"

@@ -19,6 +19,7 @@ from prefect.utilities.schema_tools.validation import validate
 
 from wangjian.campaign import CampaignConfig
 from wangjian.settings import PROJECT_ROOT
+from wangjian.stack import HEARTBEAT_SECONDS
 
 PHASES = {"mobilisation", "implementation", "summary", "all-phases"}
 ENTRYPOINT = re.compile(r"^flows/(?P<file>[a-z_]+)\.py:(?P<flow>[a-z_]+)$")
@@ -108,6 +109,9 @@ def test_tags_name_the_phase_and_the_pool_is_the_process_pool(
     assert tags & PHASES, f"{deployment.name}: no phase tag in {sorted(tags)}"
     assert deployment.work_pool is not None
     assert deployment.work_pool.name == "wangjian"
+    # Every run beats as often as the automation that watches for dead workers expects.
+    env = deployment.work_pool.job_variables["env"]
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS)
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS)

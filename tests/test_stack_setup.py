@@ -105,12 +105,22 @@ def test_the_automation_reschedules_only_silent_deployment_runs() -> None:
 
     automation = reschedule_automation(timedelta(seconds=60))
     trigger = automation.trigger
-    assert trigger.after == {"prefect.flow-run.heartbeat"}
-    assert "prefect.flow-run.Completed" in trigger.expect
+    # Watched from the moment the server records it started, then from each heartbeat.
+    assert trigger.after == {
+        "prefect.flow-run.Pending",
+        "prefect.flow-run.Running",
+        "prefect.flow-run.heartbeat",
+    }
+    assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
     assert trigger.match_related.root == {"prefect.resource.role": "deployment"}  # type: ignore[union-attr]
     assert trigger.within == timedelta(seconds=60)
     (action,) = automation.actions
     assert (action.state.value, action.name) == ("SCHEDULED", "AwaitingRetry")
+
+
+def test_a_silence_a_live_run_could_keep_is_refused(prefect_harness: None) -> None:
+    with pytest.raises(ValueError, match="heartbeat every 30 s"):
+        configure(pool="stack-setup-pool", smtp_slots=1, silence=timedelta(seconds=40))
 
 
 def test_runs_of_stopped_processes_are_rescheduled_and_others_left(

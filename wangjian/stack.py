@@ -28,6 +28,11 @@ POOL = "wangjian"
 # Every send batch holds a slot of this global concurrency limit (WANGJIAN_SMTP_CONCURRENCY_LIMIT
 # names it): at most `limit` batches talk to the mail relay at once, whichever flow sends.
 SMTP_LIMIT = "wangjian-smtp"
+# Seconds between a deployment run's heartbeats: prefect.yaml gives every run this setting
+# (PREFECT_FLOWS_HEARTBEAT_FREQUENCY in the pool's job variables). A run silent for longer than
+# the automation's `silence` is presumed dead, so the silence must exceed it with a margin.
+HEARTBEAT_SECONDS = 30
+MIN_SILENCE = timedelta(seconds=HEARTBEAT_SECONDS + 15)
 RESCHEDULE_AUTOMATION = "wangjian: reschedule runs whose worker died"
 CRASH_AUTOMATION = "wangjian: mark silent subflow runs crashed"
 SECRET_PREFIX = "wangjian-"
@@ -105,7 +110,11 @@ def limit_attempts(max_attempts: int = 3) -> dict[str, int]:
 
 def reschedule_automation(silence: timedelta) -> Any:
     """Runs of deployments whose heartbeats stop (their worker or machine died) go back to
-    `AwaitingRetry`, for another worker of the pool to pick up."""
+    `AwaitingRetry`, for another worker of the pool to pick up.
+
+    The watch starts when the server records the run Pending or Running (so a process that dies
+    before its first heartbeat reaches the server is caught too) and again at every heartbeat;
+    the next heartbeat, the start of the run, or a final state must follow within `silence`."""
     from prefect.automations import AutomationCore
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -122,8 +131,12 @@ def reschedule_automation(silence: timedelta) -> Any:
         trigger=EventTrigger(
             match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
             match_related=ResourceSpecification({"prefect.resource.role": "deployment"}),
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
+            after={
+                "prefect.flow-run.Pending",
+                "prefect.flow-run.Running",
+                "prefect.flow-run.heartbeat",
+            },
+            expect={"prefect.flow-run.Running", "prefect.flow-run.heartbeat", *FINAL_EVENTS},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -174,6 +187,12 @@ def crash_automation(silence: timedelta) -> Any:
 
 def configure(*, pool: str, smtp_slots: int, silence: timedelta) -> dict[str, Any]:
     """Create or update the work pool, the SMTP limit and the automations (idempotent)."""
+    if silence < MIN_SILENCE:
+        raise ValueError(
+            f"a silence of {silence.total_seconds():.0f} s would take live runs for dead ones: "
+            f"runs send a heartbeat every {HEARTBEAT_SECONDS} s; give at least "
+            f"{MIN_SILENCE.total_seconds():.0f} s"
+        )
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import (
         GlobalConcurrencyLimitCreate,
