@@ -310,13 +310,13 @@ def test_dispatch_sweep_and_report_run_on_the_workers(stack: Stack, prefect: Any
 def test_a_run_whose_worker_dies_is_picked_up_by_the_other_with_nothing_lost_or_doubled(
     stack: Stack, prefect: Any
 ) -> None:
-    file, referrals = _write_leads(stack.work / "leads-large.csv", 100_001, 12_000)
+    file, referrals = _write_leads(stack.work / "leads-large.csv", 100_001, 8_000)
     run = _run(
         stack,
         "dispatch-leads/dispatch-leads",
         path=str(file),
         as_of="2021-10-26",
-        chunk_rows=500,
+        chunk_rows=400,
     )
 
     # Wait until a few chunks are in the ledger, then kill the worker running the import and
@@ -360,12 +360,12 @@ def test_a_run_whose_worker_dies_is_picked_up_by_the_other_with_nothing_lost_or_
     # every message once at the mail server.
     done = _import(stack, file)
     assert done.status == "done" and done.id == interrupted.id
-    assert stack.one("select count(*) from leads where import_id = :i", i=done.id) == 12_000
+    assert stack.one("select count(*) from leads where import_id = :i", i=done.id) == 8_000
     assert (
         stack.one(
             "select count(distinct source_lead_id) from leads where import_id = :i", i=done.id
         )
-        == 12_000
+        == 8_000
     )
     assert stack.one("select count(*) from referrals where import_id = :i", i=done.id) == referrals
     assert (

@@ -118,6 +118,17 @@ def test_the_automation_reschedules_only_silent_deployment_runs() -> None:
     assert (action.state.value, action.name) == ("SCHEDULED", "AwaitingRetry")
 
 
+@pytest.mark.parametrize(("silence", "window"), [(45, 225), (90, 270), (300, 600)])
+def test_other_runs_are_crashed_only_after_prefects_own_heartbeat_period_and_more(
+    silence: int, window: int
+) -> None:
+    from wangjian.stack import crash_automation
+
+    trigger = crash_automation(timedelta(seconds=silence)).trigger
+    assert trigger.within == timedelta(seconds=window)
+    assert trigger.after == {"prefect.flow-run.heartbeat"}  # runs that never beat are left alone
+
+
 def test_a_silence_a_live_run_could_keep_is_refused(prefect_harness: None) -> None:
     with pytest.raises(ValueError, match="heartbeat every 30 s"):
         configure(pool="stack-setup-pool", smtp_slots=1, silence=timedelta(seconds=40))

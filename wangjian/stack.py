@@ -33,6 +33,9 @@ SMTP_LIMIT = "wangjian-smtp"
 # the automation's `silence` is presumed dead, so the silence must exceed it with a margin.
 HEARTBEAT_SECONDS = 30
 MIN_SILENCE = timedelta(seconds=HEARTBEAT_SECONDS + 15)
+# Prefect's own heartbeat period (PREFECT_FLOWS_HEARTBEAT_FREQUENCY's default in 3.8), for runs
+# started outside the pool.
+DEFAULT_HEARTBEAT = timedelta(seconds=180)
 RESCHEDULE_AUTOMATION = "wangjian: reschedule runs whose worker died"
 CRASH_AUTOMATION = "wangjian: mark silent subflow runs crashed"
 SECRET_PREFIX = "wangjian-"
@@ -155,8 +158,15 @@ def reschedule_automation(silence: timedelta) -> Any:
     )
 
 
+def crash_window(silence: timedelta) -> timedelta:
+    """How long any flow run may go without a heartbeat before it is marked Crashed: longer than
+    Prefect's default heartbeat period, so that a flow run outside the pool (a script's, beating
+    every `DEFAULT_HEARTBEAT` seconds) is never taken for dead while it runs."""
+    return max(silence * 2, DEFAULT_HEARTBEAT + silence)
+
+
 def crash_automation(silence: timedelta) -> Any:
-    """Flow runs still silent after twice as long — subflows of a dead run, which cannot be
+    """Flow runs still silent after `crash_window` — subflows of a dead run, which cannot be
     rescheduled on their own — are marked Crashed, so the UI shows nothing running that is not."""
     from prefect.automations import AutomationCore
     from prefect.client.schemas.objects import StateType
@@ -166,7 +176,10 @@ def crash_automation(silence: timedelta) -> Any:
 
     return AutomationCore(
         name=CRASH_AUTOMATION,
-        description="Flow runs silent for twice the reschedule window are marked Crashed.",
+        description=(
+            f"Flow runs that have sent heartbeats and then none for "
+            f"{crash_window(silence).total_seconds():.0f} s are marked Crashed."
+        ),
         trigger=EventTrigger(
             match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
             after={"prefect.flow-run.heartbeat"},
@@ -174,7 +187,7 @@ def crash_automation(silence: timedelta) -> Any:
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=silence * 2,
+            within=crash_window(silence),
         ),
         actions=[
             ChangeFlowRunState(
