@@ -10,7 +10,7 @@ ledger and runs the `dispatch-partitioned` flow from this process: it starts one
 `dispatch-partition` deployment run per partition, which the workers take, and waits for them.
 Two workers go first, so the one-worker round, not the one this bench is about, gets the warm
 caches. Prints wall time, leads per second and the speed-up; checks both rounds left the same
-counts. The file is generated once per size into bench/out/ (bench/leadgen.py). Everything is
+counts. The file is generated once per size into bench/out/ (wangjian/simulation/leadgen.py). Everything is
 stopped and dropped at the end.
 """
 
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     args = parser.parse_args()
 
-    from leadgen import generate_leads
+    from wangjian.simulation.leadgen import generate_leads
 
     path = OUT / f"leads-{args.rows}.csv"
     if not path.exists():
