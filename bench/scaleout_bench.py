@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,6 +156,7 @@ def main() -> None:
         from wangjian.stack import drop_databases
 
         drop_databases(args.postgres, [ledger_db, f"{ledger_db}_prefect"])
+    shutil.rmtree(stack_dir)  # its logs are kept when a round failed
     one, two = rounds[1], rounds[2]
     # What cannot depend on which partition commits first: the leads (each lead id once), the
     # duplicates and the rejects. (Referrals can, a little: when a file repeats a lead id with
