@@ -4,7 +4,7 @@ real SMTP server (aiosmtpd). Dispatch, sweep and report run as deployment runs o
 then a worker is killed in the middle of a large import and the run is picked up again by the
 other one, with nothing lost and nothing doubled.
 
-Runs in about three minutes (most of it the wait for the dead worker's heartbeats to stop).
+Runs in about three minutes, a quarter of it the wait for the dead worker's silence.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class Stack:
     ledger: Engine
     smtp: SmtpServer
     work: Path
-    env: dict[str, str]
 
     def pid(self, name: str) -> int:
         return int((self.work / "stack" / f"{name}.pid").read_text())
@@ -128,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ledger = create_engine(f"{server}/{ledger_db}".replace("postgresql", "postgresql+psycopg", 1))
     try:
         _stack_sh("up", env, timeout=300)
-        yield Stack(f"http://127.0.0.1:{port}/api", ledger, smtp, work, env)
+        yield Stack(f"http://127.0.0.1:{port}/api", ledger, smtp, work)
     finally:
         ledger.dispose()
         try:
