@@ -109,6 +109,7 @@ def main() -> None:
     ledger_db = f"wangjian_scaleout_{tag}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "WANGJIAN_"))},
+        "WANGJIAN_STACK_PYTHON": sys.executable,
         "WANGJIAN_STACK_DIR": str(stack_dir),
         "WANGJIAN_STACK_PG": args.postgres,
         "WANGJIAN_STACK_LEDGER_DB": ledger_db,

@@ -13,6 +13,7 @@
 #
 # Settings, from the environment [default]:
 #   WANGJIAN_STACK_DIR          [var/stack] state: pids, logs, PREFECT_HOME, stack.env
+#   WANGJIAN_STACK_PYTHON       [the project's, via uv] the interpreter with Wangjian installed
 #   WANGJIAN_STACK_PG           [postgresql://postgres@127.0.0.1:5432] the PostgreSQL server
 #   WANGJIAN_STACK_LEDGER_DB    [wangjian] the campaign's ledger
 #   WANGJIAN_STACK_PREFECT_DB   [wangjian_prefect] Prefect's own database (rebuildable)
@@ -52,8 +53,13 @@ mkdir -p "$STACK_DIR/logs" "$STACK_DIR/prefect"
 say() { printf '• %s\n' "$*" >&2; }
 
 python_bin() {
-  # The project's interpreter (uv keeps it in sync with uv.lock); long-running processes are
-  # started with it directly so that their pid is the process itself.
+  # The project's interpreter (uv keeps it in sync with uv.lock, unless WANGJIAN_STACK_PYTHON
+  # names one); long-running processes are started with it directly so that their pid is the
+  # process itself.
+  if [ -n "${WANGJIAN_STACK_PYTHON:-}" ]; then
+    echo "$WANGJIAN_STACK_PYTHON"
+    return
+  fi
   (cd "$ROOT" && uv sync --frozen --quiet && uv run --frozen --no-sync python -c 'import sys; print(sys.executable)')
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -103,6 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     smtp.up()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "WANGJIAN_"))},
+        "WANGJIAN_STACK_PYTHON": sys.executable,
         "WANGJIAN_STACK_DIR": str(work / "stack"),
         "WANGJIAN_STACK_PG": server,
         "WANGJIAN_STACK_LEDGER_DB": ledger_db,
