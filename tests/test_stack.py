@@ -211,10 +211,14 @@ def _events(stack: Stack, run_id: Any) -> list[tuple[str, str]]:
 
 
 def _import(stack: Stack, file: Path) -> Any:
+    """The file's own import (partition `all`), or None before it is opened."""
     import hashlib
 
     sha = hashlib.sha256(file.read_bytes()).hexdigest()
-    rows = stack.sql("select id, status, chunks_done from imports where file_sha256 = :s", s=sha)
+    rows = stack.sql(
+        "select id, status, chunks_done from imports where file_sha256 = :s and partition = 'all'",
+        s=sha,
+    )
     return rows[0] if rows else None
 
 
