@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from wangjian.bootstrap import get_app
 from wangjian.ledger.sending import compose_outbox_messages, outbox_counts, send_batch
@@ -24,11 +27,24 @@ def compose_outbox(as_of: datetime) -> int:
     return created
 
 
+@contextmanager
+def smtp_slot(limit: str | None) -> Iterator[None]:
+    """Hold a slot of the named global concurrency limit while talking to the relay (strict: a
+    limit configured but missing on the server stops the send rather than going unlimited).
+    The lease is renewed while the batch runs; a sender that dies frees its slot within 60 s."""
+    if not limit:
+        yield
+        return
+    with concurrency(limit, occupy=1, lease_duration=60, strict=True):
+        yield
+
+
 @task(name="send-outbox", cache_policy=NO_CACHE)
 def send_outbox(as_of: datetime, batch_size: int) -> dict[str, Any]:
     """Claim, render and send one batch of due messages; mark each sent, retrying or failed."""
     app = get_app()
-    report = send_batch(app=app, mailer=app.mailer, as_of=as_of, limit=batch_size)
+    with smtp_slot(app.settings.smtp.concurrency_limit):
+        report = send_batch(app=app, mailer=app.mailer, as_of=as_of, limit=batch_size)
     get_run_logger().info(
         "batch: %d claimed, %d sent, %d to retry, %d failed",
         report.claimed,

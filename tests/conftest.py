@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -151,6 +151,31 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120), in_process_runs():
         yield
+
+
+@pytest.fixture
+def secret_blocks(
+    prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], None]]:
+    """`save(name, value)`: a Prefect Secret block for this test only; the environment variable
+    a pull step would make of it (wangjian.stack.load_secret_blocks) is restored afterwards."""
+    from prefect.blocks.system import Secret
+
+    from wangjian.stack import secret_env_name
+
+    saved: list[str] = []
+
+    def save(name: str, value: str) -> None:
+        variable = secret_env_name(name)
+        if variable:  # monkeypatch remembers the variable's value now, and restores it
+            monkeypatch.setenv(variable, "")
+            monkeypatch.delenv(variable)
+        Secret(value=value).save(name, overwrite=True)
+        saved.append(name)
+
+    yield save
+    for name in saved:
+        Secret.delete(name)
 
 
 # --- SMTP --------------------------------------------------------------------------------------

@@ -283,3 +283,26 @@ def test_the_sweep_reads_and_writes_in_a_fixed_number_of_statements(campaign: Ap
     assert len([s for s in many if s not in ("BEGIN", "COMMIT")]) <= 5
     with campaign.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Notice)) == 510
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_sweeps_on_postgresql_take_turns(campaign: App) -> None:
+    """A sweep waits while another holds the turn, then finds the clocks moved on: two sweeps
+    at once (the scheduled one and the campaign's, on two workers) send each step once."""
+    import threading
+
+    from wangjian.ledger.db import serialise
+
+    referral = referral_on(campaign, "2025-09-30 11:00")
+    second: dict[str, Any] = {}
+    with transaction(campaign.sessions) as first:
+        serialise(first, "deadline-sweep")  # a sweep in progress holds the turn
+        waiting = threading.Thread(target=lambda: second.update(sweep(campaign, "2025-10-10")))
+        waiting.start()
+        waiting.join(timeout=1.5)
+        assert waiting.is_alive(), "the second sweep did not wait for its turn"
+        done = sweep_deadlines(session=first, app=campaign, as_of=local("2025-10-10")).as_json()
+    waiting.join(timeout=30)
+    assert done["reminders"] == 1
+    assert second["clocks_due"] == second["notices_queued"] == 0
+    assert steps_of(campaign, "referral", referral) == [("2025-10-10", "due_today")]

@@ -61,6 +61,7 @@ def build_app(settings: Settings | None = None, **overrides: Any) -> App:
     """Build an App from settings (read from the environment when not given)."""
     disable_prefect_analytics()
     settings = settings or load_settings(**overrides)
+    settings.check_secrets()
     config = load_config(settings.config_dir)
     engine = create_ledger_engine(settings.database_url)
     return App(settings=settings, config=config, engine=engine, sessions=session_factory(engine))

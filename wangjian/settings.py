@@ -8,10 +8,16 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wangjian.campaign.loader import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Placeholder secrets shipped for development; refused when WANGJIAN_ENV=production.
 DEV_SECRET = "dev-only-change-me"
+
+
+class PlaceholderSecrets(ConfigError, ValueError):
+    """A production process given the development placeholders for its secrets."""
 
 
 def _env_config(prefix: str) -> SettingsConfigDict:
@@ -38,6 +44,10 @@ class SmtpSettings(BaseSettings):
     # jitter so that many messages deferred together do not all come back at the same instant.
     retry_initial_seconds: float = Field(default=60.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # A Prefect global concurrency limit each send batch holds a slot of, so that all the
+    # workers together keep at most that many batches talking to the relay (scripts/stack.sh
+    # creates `wangjian-smtp`). Unset: no limit is asked for.
+    concurrency_limit: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -98,7 +108,8 @@ class Settings(BaseSettings):
         return self
 
     def check_secrets(self) -> None:
-        """Refuse the development placeholders outside development."""
+        """Refuse the development placeholders in production (every process checks: the
+        workers sign the portal links that notices carry with the portal's secret key)."""
         if self.env != "production":
             return
         placeholders = [
@@ -110,7 +121,12 @@ class Settings(BaseSettings):
             if value.get_secret_value() == DEV_SECRET
         ]
         if placeholders:
-            raise ValueError(f"placeholder secrets in production: {', '.join(placeholders)}")
+            raise PlaceholderSecrets(
+                "environment",
+                ", ".join(placeholders),
+                "the development placeholder is refused when WANGJIAN_ENV=production "
+                "(set it, or keep it in a Prefect Secret block: docs/operations.md)",
+            )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,3 +68,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def serialise(session: Session, name: str) -> None:
+    """Make the writers named `name` take turns, each until its transaction ends: PostgreSQL's
+    transaction-scoped advisory lock. (On SQLite, BEGIN IMMEDIATE serialises every writer.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("select pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())}
+        )

@@ -112,14 +112,23 @@ class ImportState:
 
 
 def open_lead_import(
-    *, app: App, file_name: str, sha256: str, as_of: datetime, flow_run_id: str | None = None
+    *,
+    app: App,
+    file_name: str,
+    sha256: str,
+    as_of: datetime,
+    flow_run_id: str | None = None,
+    partition: str = "all",
 ) -> ImportState:
-    """The import of this file: a new one, or the one a crash left (its as-of stands)."""
+    """The import of this file (or of one partition of it, wangjian.ledger.partitions): a new
+    one, or the one a crash left (its as-of stands)."""
     with transaction(app.sessions) as session:
         _lock(session)
         row = session.scalar(
             select(Import).where(
-                Import.kind == LEAD_IMPORT, Import.file_sha256 == sha256, Import.partition == "all"
+                Import.kind == LEAD_IMPORT,
+                Import.file_sha256 == sha256,
+                Import.partition == partition,
             )
         )
         if row is None:
@@ -127,7 +136,7 @@ def open_lead_import(
                 kind=LEAD_IMPORT,
                 file_name=file_name[-500:],
                 file_sha256=sha256,
-                partition="all",
+                partition=partition,
                 as_of=as_of,
                 status="running",
                 chunks_done=0,
@@ -584,6 +593,14 @@ def _mark_attached(
     return int(attached.sum())
 
 
+def notice_group(imp: Import) -> int:
+    """The import whose referral notices go out together: this one, or for a partition of a
+    file (`<import>/<chunks>`, wangjian.ledger.partitions) the file's import, so that an agency
+    gets one digest per file however many workers dispatched it."""
+    head, _, _rest = imp.partition.partition("/")
+    return int(head) if head.isdigit() else imp.id
+
+
 def _merge(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     out = {**ZERO_COUNTS, **total}
     for key, value in part.items():
@@ -814,7 +831,7 @@ def _open_clocks_and_queue_notices(
             literal("referral"),
             Referral.id,
             Deadline.id,
-            literal(f"dispatch:{imp.id}"),
+            literal(f"dispatch:{notice_group(imp)}"),
             literal({"import_id": imp.id}, NOTICES.c.context.type),
             literal("queued"),
             literal(datetime.now(UTC), UTCDateTime()),

@@ -30,6 +30,7 @@ from wangjian.bootstrap import App
 from wangjian.campaign.models import Audience, LadderStep
 from wangjian.domain.ladder import PRE_DEADLINE, bulk_step_times, bulk_steps_to_send, day_ordinals
 from wangjian.ledger.bulk import fast_insert, fast_update
+from wangjian.ledger.db import serialise
 from wangjian.ledger.models import Deadline, Event, Notice, Party
 from wangjian.ledger.outbox import notice_key
 
@@ -139,6 +140,9 @@ def sweep_deadlines(
 ) -> SweepResult:
     """Send every ladder step that has come by `as_of`, once; move the clocks on (all clocks,
     or those of `subject_types`)."""
+    # Sweeps take turns (the scheduled one, the campaign's, a manual one on another worker):
+    # each reads the clocks as the one before it left them.
+    serialise(session, "deadline-sweep")
     result = SweepResult(as_of=as_of)
     due = select_due_clocks(session, as_of=as_of, subject_types=subject_types)
     result.clocks_due = len(due)
