@@ -13,9 +13,10 @@ from flows.mobilisation import mobilisation
 from flows.summary import summary
 from tasks.campaign import publish_campaign_status
 from wangjian.bootstrap import get_app
+from wangjian.orchestration import dated_run_name
 
 
-@flow(name="campaign", flow_run_name="campaign-{as_of}")
+@flow(name="campaign", flow_run_name=dated_run_name("campaign"))
 def campaign(as_of: str | None = None, lead_files: list[str] | None = None) -> dict[str, Any]:
     """Run the day's phase: mobilisation, implementation (with the day's lead files) or summary."""
     app = get_app()

@@ -10,9 +10,10 @@ from prefect import flow
 from flows.send_notifications import send_notifications
 from tasks.sweep import open_member_obligations, publish_office_artifacts, sweep_clocks
 from wangjian.bootstrap import get_app
+from wangjian.orchestration import dated_run_name
 
 
-@flow(name="deadline-sweep", flow_run_name="sweep-{as_of}")
+@flow(name="deadline-sweep", flow_run_name=dated_run_name("sweep"))
 def deadline_sweep(as_of: str | None = None) -> dict[str, Any]:
     """Remind, warn and escalate everything due by `as_of` (an ISO date or datetime; now)."""
     moment = get_app().as_of(as_of)

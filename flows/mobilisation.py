@@ -10,9 +10,10 @@ from flows.deadline_sweep import deadline_sweep
 from tasks.campaign import issue_campaign_plan
 from tasks.sweep import open_member_obligations
 from wangjian.bootstrap import get_app
+from wangjian.orchestration import dated_run_name
 
 
-@flow(name="mobilisation", flow_run_name="mobilisation-{as_of}")
+@flow(name="mobilisation", flow_run_name=dated_run_name("mobilisation"))
 def mobilisation(as_of: str | None = None) -> dict[str, Any]:
     """Open every member's obligations, send the plan once, then the day's deadline pass."""
     moment = get_app().as_of(as_of)

@@ -10,9 +10,10 @@ from flows.campaign_report import campaign_report
 from flows.deadline_sweep import deadline_sweep
 from tasks.campaign import chase_incomplete_packages, check_member_packages
 from wangjian.bootstrap import get_app
+from wangjian.orchestration import dated_run_name
 
 
-@flow(name="summary", flow_run_name="summary-{as_of}")
+@flow(name="summary", flow_run_name=dated_run_name("summary"))
 def summary(as_of: str | None = None, compile_report: bool | None = None) -> dict[str, Any]:
     """Completeness check and chase; once every package is in (or due), the campaign's report."""
     app = get_app()

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +188,18 @@ def flush_to_server(timeout: float = 15.0) -> None:
     from prefect._internal.concurrency.services import QueueService
 
     QueueService.drain_all(timeout=timeout)
+
+
+def dated_run_name(prefix: str) -> Callable[[], str]:
+    """A flow-run namer: `<prefix>-<as_of>`, or `<prefix>-<now>` for a scheduled run without one."""
+
+    def name() -> str:
+        from datetime import UTC, datetime
+
+        from prefect.runtime import flow_run
+
+        as_of = flow_run.parameters.get("as_of")
+        stamp = as_of or datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return f"{prefix}-{stamp}"
+
+    return name
