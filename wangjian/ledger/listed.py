@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from wangjian.bootstrap import App
@@ -48,6 +48,7 @@ SUBJECT = "listed"
 DIGEST_KIND = "listed_digest"
 DELISTED_STEP = "delisted"
 IN_CHUNK = 500
+WHOLE_LIST = 100_000  # active listings up to this many are read whole to flag a chunk of leads
 ZERO_COUNTS: dict[str, int] = {
     "rows": 0,
     "listed": 0,
@@ -355,7 +356,8 @@ def flag_leads(session: Session, app: App, leads: pd.DataFrame) -> pd.DataFrame:
             "listing_note": np.full(n, None, dtype=object),
         }
     )
-    if n == 0:
+    active = _active_count(session)
+    if n == 0 or active == 0:  # nobody listed (the usual case): nothing to look up
         return out
     codes = leads["credit_code"].fillna("").to_numpy(dtype=object)
     platforms = platform_names(app).keys(_none_if_blank(leads["platform"]))
@@ -364,6 +366,7 @@ def flag_leads(session: Session, app: App, leads: pd.DataFrame) -> pd.DataFrame:
         session,
         codes=sorted({c for c in codes if c}),
         shops=sorted({s for s in shops if s}),
+        whole=active <= WHOLE_LIST,
     )
     if listings.empty:
         return out
@@ -413,7 +416,20 @@ def _none_if_blank(values: pd.Series) -> np.ndarray:
     return out
 
 
-def _active_listings(session: Session, *, codes: list[str], shops: list[str]) -> pd.DataFrame:
+def _active_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(ListedOperator).where(ListedOperator.active.is_(True))
+        )
+        or 0
+    )
+
+
+def _active_listings(
+    session: Session, *, codes: list[str], shops: list[str], whole: bool
+) -> pd.DataFrame:
+    """The active listings with one of the credit codes or shop keys. A short list is read
+    whole and matched in memory (one query instead of one per thousand keys)."""
     columns = [
         ListedOperator.id,
         ListedOperator.list_kind,
@@ -422,6 +438,13 @@ def _active_listings(session: Session, *, codes: list[str], shops: list[str]) ->
         ListedOperator.shop_key,
         ListedOperator.listed_on,
     ]
+    if whole:
+        frame = pd.DataFrame(
+            session.execute(select(*columns).where(ListedOperator.active.is_(True))).all(),
+            columns=[c.key for c in columns],
+        )
+        wanted = frame["credit_code"].isin(codes) | frame["shop_key"].isin(shops)
+        return frame[wanted.to_numpy(dtype=bool)].reset_index(drop=True)
     rows: list[Any] = []
     for column, values in ((ListedOperator.credit_code, codes), (ListedOperator.shop_key, shops)):
         for chunk in _chunks(values):
