@@ -38,7 +38,7 @@ from wangjian.campaign import load_config
 from wangjian.domain.deadlines import end_of_day
 from wangjian.domain.ladder import bulk_step_times, bulk_steps_to_send
 from wangjian.ledger.bulletin import select_overdue_items
-from wangjian.ledger.db import transaction
+from wangjian.ledger.db import normalise_url, transaction
 from wangjian.ledger.models import Deadline, Notice
 from wangjian.ledger.setup import initialise_ledger
 from wangjian.ledger.sweep import sweep_deadlines
@@ -228,6 +228,7 @@ def sqlite_app(folder: Path, name: str) -> App:
 
 
 def postgres_app(url: str, name: str) -> tuple[App, str]:
+    url = normalise_url(url)  # a plain postgresql:// URL means psycopg 3
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     database = f"wangjian_bench_{name.lower()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as connection:
@@ -238,7 +239,7 @@ def postgres_app(url: str, name: str) -> tuple[App, str]:
 
 
 def drop_postgres(url: str, database: str) -> None:
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     admin.dispose()
