@@ -54,7 +54,6 @@ def _seed_shanghai(app: App) -> datetime:
                 "status": "open" if transfer else "closed",
                 "reason": "测试",
                 "rule": "category",
-                "policy": {},
                 "received_at": received + timedelta(days=i % 30),
                 "ack_due_on": date(2021, 11, 30),
                 "due_on": date(2021, 12, 31),

@@ -57,9 +57,19 @@ from wangjian.domain.routing import KIND_TRANSFER, Routing
 from wangjian.ledger.clocks import first_fire
 from wangjian.ledger.db import transaction
 from wangjian.ledger.events import record_events
-from wangjian.ledger.models import Deadline, Import, Lead, Notice, Party, Referral, UTCDateTime
+from wangjian.ledger.models import (
+    Deadline,
+    FrozenPolicy,
+    Import,
+    Lead,
+    Notice,
+    Party,
+    Referral,
+    UTCDateTime,
+)
 
 LEADS: Table = Lead.__table__  # type: ignore[assignment]
+POLICIES: Table = FrozenPolicy.__table__  # type: ignore[assignment]
 NOTICES: Table = Notice.__table__  # type: ignore[assignment]
 REFERRALS: Table = Referral.__table__  # type: ignore[assignment]
 LEAD_IMPORT = "leads"
@@ -206,7 +216,7 @@ class Terms:
     """What a referral of one kind gets when made at one as-of: the same for the whole import."""
 
     kind: str
-    policy: str  # the SLA policy, frozen as JSON text
+    policy: dict[str, Any]  # the SLA policy, frozen (kept once: FrozenPolicy)
     acknowledge: DueDate
     outcome: DueDate
     ack_ladder: str
@@ -236,7 +246,7 @@ def referral_terms(app: App, as_of: datetime) -> dict[str, Terms]:
         outcome = compute_due(app.calendar, as_of, policy.outcome, tz=app.tz)
         terms[kind] = Terms(
             kind=kind,
-            policy=json.dumps(policy.model_dump(mode="json"), ensure_ascii=False),
+            policy=policy.model_dump(mode="json"),
             acknowledge=ack,
             outcome=outcome,
             ack_ladder=policy.ack_ladder,
@@ -537,7 +547,7 @@ def _insert_referrals(
             constants={
                 "kind": kind,
                 "status": "open",
-                "policy": t.policy,
+                "policy_id": writer.policy_id(t.policy),
                 "received_at": imp.as_of,
                 "ack_due_on": t.acknowledge.due_on,
                 "due_on": t.outcome.due_on,
@@ -880,6 +890,25 @@ class _Writer:
     def __init__(self, session: Session) -> None:
         self.connection = session.connection()
         self.after_commit: list[Any] = []  # what to do once the chunk is in
+        self._policies: dict[str, int] = {}
+
+    def policy_id(self, body: dict[str, Any]) -> int:
+        """The id of the frozen policy with this body, kept once however many referrals share
+        it (the dispatch lock is held, so two dispatchers never add the same one)."""
+        digest = FrozenPolicy.digest_of(body)
+        if digest not in self._policies:
+            found = self.connection.execute(
+                select(POLICIES.c.id)
+                .where(POLICIES.c.digest == digest)
+                .order_by(POLICIES.c.id)
+                .limit(1)
+            ).scalar()
+            if found is None:
+                found = self.connection.execute(
+                    insert(POLICIES).values(digest=digest, body=body).returning(POLICIES.c.id)
+                ).scalar_one()
+            self._policies[digest] = int(found)
+        return self._policies[digest]
 
     @property
     def dbapi(self) -> Any:

@@ -6,6 +6,8 @@ per (lead, agency), one live clock per subject, one notice per key, one message 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -153,6 +155,30 @@ class Lead(Base):
     received_at: Mapped[datetime]
 
 
+class FrozenPolicy(Base):
+    """An SLA policy as it stood when referrals were made under it, kept once for all of them
+    (a policy with its legal basis is a kilobyte or two; a campaign makes a million referrals).
+    Rows are never changed: a different policy is a new row."""
+
+    __tablename__ = "frozen_policies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of `policy_text`
+    body: Mapped[dict[str, Any]]
+
+    @staticmethod
+    def text_of(body: dict[str, Any]) -> str:
+        """The canonical JSON text of a policy (what its digest is taken of)."""
+        return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def digest_of(cls, body: dict[str, Any]) -> str:
+        return hashlib.sha256(cls.text_of(body).encode("utf-8")).hexdigest()
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> FrozenPolicy:
+        return cls(digest=cls.digest_of(body), body=dict(body))
+
+
 class Referral(Base):
     """A lead handed to one agency (or another region's regulator), with its frozen SLA."""
 
@@ -174,7 +200,10 @@ class Referral(Base):
     # open | acknowledged | closed | returned | reassigned
     reason: Mapped[str] = mapped_column(Text)  # why it went here, in words
     rule: Mapped[str] = mapped_column(String(40))  # which routing rule decided it
-    policy: Mapped[dict[str, Any]]  # the SLA policy frozen at referral time
+    # The SLA policy frozen at referral time (None: the configured one applies).
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("frozen_policies.id"))
+    # Loaded with the referral in one extra query for a whole result (a handful of rows).
+    frozen_policy: Mapped[FrozenPolicy | None] = relationship(lazy="selectin")
     received_at: Mapped[datetime]
     ack_due_on: Mapped[date] = mapped_column(Date)
     due_on: Mapped[date] = mapped_column(Date)
@@ -194,6 +223,15 @@ class Referral(Base):
     replaced_by: Mapped[int | None] = mapped_column(BigId)
     evidence_count: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None]
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The frozen SLA policy as a dict ({} if none was frozen)."""
+        return dict(self.frozen_policy.body) if self.frozen_policy is not None else {}
+
+    @policy.setter
+    def policy(self, body: dict[str, Any]) -> None:
+        self.frozen_policy = FrozenPolicy.of(body) if body else None
 
 
 class Deadline(Base):

@@ -112,7 +112,10 @@ class Batch:
 
 
 def _plain(row: Base) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+    plain = {c.key: getattr(row, c.key) for c in row.__table__.columns}
+    if isinstance(row, Referral):
+        plain["policy"] = row.policy  # kept apart, once per policy (FrozenPolicy)
+    return plain
 
 
 def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
