@@ -27,7 +27,9 @@ from tasks.dispatch import (
 )
 from tasks.intake import check_leads, open_import, read_leads
 from tasks.listed import flag_listed_operators
+from wangjian.bootstrap import get_app
 from wangjian.intake import CHUNK_ROWS
+from wangjian.ledger.dispatcher import writes_apart
 
 IN_FLIGHT = 2  # chunks referred while the next is read: enough to keep both stages busy
 
@@ -57,6 +59,7 @@ def dispatch_leads(
     if plan.finished:
         return {**plan.summary(), "already_imported": True}
     progress = start_progress(plan)
+    apart = writes_apart(get_app(), plan.file.estimated_rows)  # a large file: written beside
     in_flight: deque[PrefectFuture[dict[str, Any]]] = deque()
     rows_done = plan.state.rows_done
     for raw in read_leads(plan.file, chunk_rows):
@@ -68,7 +71,7 @@ def dispatch_leads(
             report_progress(progress, rows_done, plan.file.estimated_rows)
         previous = list(in_flight)[-1:]
         # Chunks are referred in file order: each waits for the one before.
-        future = refer_leads.submit(plan.state.id, batch, wait_for=previous)  # type: ignore[call-overload]
+        future = refer_leads.submit(plan.state.id, batch, apart, wait_for=previous)  # type: ignore[call-overload]
         in_flight.append(future)
     while in_flight:
         rows_done += in_flight.popleft().result().get("rows", 0)

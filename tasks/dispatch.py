@@ -24,6 +24,7 @@ from wangjian.ledger.dispatch import (
     finish_lead_import,
     import_summary,
 )
+from wangjian.ledger.dispatcher import dispatcher
 
 
 def _routing_table() -> RoutingTable:
@@ -49,9 +50,13 @@ def route_leads(checked: CheckedChunk, last_row: int) -> LeadBatch:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def refer_leads(import_id: int, batch: LeadBatch) -> dict[str, Any]:
-    """Write a chunk's leads, referrals, clocks and notices in one transaction (idempotent)."""
-    return dispatch_batch(app=get_app(), import_id=import_id, batch=batch)
+def refer_leads(import_id: int, batch: LeadBatch, apart: bool = False) -> dict[str, Any]:
+    """Write a chunk's leads, referrals, clocks and notices in one transaction (idempotent);
+    `apart`: in the dispatcher process, beside the checking of the next chunk."""
+    app = get_app()
+    if apart:
+        return dispatcher(app).dispatch(import_id, batch)
+    return dispatch_batch(app=app, import_id=import_id, batch=batch)
 
 
 @task(cache_policy=NO_CACHE)

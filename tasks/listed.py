@@ -21,7 +21,7 @@ from wangjian.intake import CHUNK_ROWS, CheckedChunk, FileInfo, RejectReport, re
 from wangjian.intake.columns import LISTED_SCHEMA
 from wangjian.intake.listed import validate_listed_chunk
 from wangjian.intake.readers import inspect_lead_file
-from wangjian.ledger.db import transaction
+from wangjian.ledger.db import reading, transaction
 from wangjian.ledger.dispatch import LeadBatch
 from wangjian.ledger.listed import (
     ListedImportState,
@@ -42,7 +42,7 @@ def flag_listed_operators(batch: LeadBatch) -> LeadBatch:
     """Look the chunk's operators up on the shared list (credit code; platform and shop): a
     listed one makes its lead and referrals high priority, and the referrals' reasons say why."""
     app = get_app()
-    with app.sessions() as session:
+    with reading(app.engine) as session:  # beside the dispatcher writing the chunk before
         flags = flag_leads(session, app, batch.leads)
     leads = batch.leads.assign(
         priority=flags["priority"].to_numpy(dtype=object),

@@ -112,3 +112,25 @@ def test_leads_import_of_an_unusable_file_exits_1_with_one_line(
     assert missing.exit_code == 1 and "file not found" in missing.stderr
     bad_date = CliRunner().invoke(cli, ["leads", "import", str(path), "--as-of", "soon"])
     assert bad_date.exit_code == 1 and "--as-of" in bad_date.stderr
+
+
+def test_a_large_file_is_written_by_the_dispatcher_process_with_the_same_result(
+    prefect_harness: None, sqlite_app: App, tmp_path: Path
+) -> None:
+    from wangjian.ledger.dispatcher import EXTRA, writes_apart
+
+    sqlite_app.settings.dispatch_process_rows = 0  # every file counts as large
+    rows = [lead(i, suspected_crime=str(i % 3 == 0)) for i in range(1, 13)]
+    rows.append(lead(1))  # a duplicate, found in the child's transaction
+    path = write_csv(tmp_path / "large.csv", rows)
+    assert writes_apart(sqlite_app, 13)
+    try:
+        summary = dispatch_leads(path=str(path), as_of="2021-10-25", send=False, chunk_rows=4)
+        assert EXTRA in sqlite_app.extras  # the chunks went through the dispatcher process
+        assert (summary["imported"], summary["duplicates"]) == (12, 1)
+        assert summary["referrals"] == {"samr": 12, "police": 4}
+        with sqlite_app.sessions() as s:
+            assert s.scalar(select(func.count(Notice.id))) == 16
+            assert s.scalar(select(func.count(Referral.id))) == 16
+    finally:
+        sqlite_app.extras.pop(EXTRA).close()

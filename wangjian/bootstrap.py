@@ -54,6 +54,9 @@ class App:
         return build_mailer(self.settings, self.config)
 
     def dispose(self) -> None:
+        dispatcher = self.extras.pop("dispatcher", None)  # wangjian.ledger.dispatcher
+        if dispatcher is not None:
+            dispatcher.close()
         self.engine.dispose()
 
 

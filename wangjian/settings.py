@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     mail_digest_cap: int = Field(default=50, ge=1)
     # Messages claimed and sent per task run (one Prefect task per batch).
     mail_batch_size: int = Field(default=200, ge=1)
+    # A lead file of at least this many rows has its chunks written by a dispatcher process of
+    # its own while the next chunk is checked (wangjian.ledger.dispatcher); 0: every file.
+    dispatch_process_rows: int = Field(default=100_000, ge=0)
     # The office's own templates, looked up before the shipped `templates/`.
     templates_dir: Path | None = None
     # Read from WANGJIAN_SMTP_* by default; a test or the demo may pass its own.

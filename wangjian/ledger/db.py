@@ -49,10 +49,27 @@ def create_ledger_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A reader (see `reading`) takes no write lock: in WAL mode it reads the last commit
+            # while a writer works, instead of queueing behind it.
+            reader = conn.get_execution_options().get(READ_ONLY)
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+READ_ONLY = "wangjian_read_only"  # execution option of connections that only read
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session that only reads. On SQLite it does not wait for the write lock, so a stage that
+    looks things up runs beside a dispatcher writing the chunk before. Only for reading."""
+    with (
+        engine.connect().execution_options(**{READ_ONLY: True}) as connection,
+        Session(bind=connection) as session,
+    ):
+        yield session
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
