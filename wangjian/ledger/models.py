@@ -162,7 +162,7 @@ class FrozenPolicy(Base):
 
     __tablename__ = "frozen_policies"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of `policy_text`
+    digest: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of `text_of(body)`
     body: Mapped[dict[str, Any]]
 
     @staticmethod
