@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 # Server settings measured on this 2-core machine (bench/prefect_recorder_bench.py): the task-run
@@ -173,14 +174,48 @@ def in_process_runs() -> Iterator[None]:
     with its process anyway. Prefect 3.8's heartbeat thread sleeps in one-second steps and is
     joined when a run ends, which costs every flow run up to a second (measured here: a flow of
     three tasks 1.07 s with heartbeats, 0.21 s without). Deployments run by workers keep them.
+    Their clients of a plain-HTTP local API load a one-certificate CA file (`_loopback_ca`).
     """
     from prefect.context import SettingsContext
     from prefect.settings import get_current_settings
 
     current = SettingsContext.get()
+    # Copying re-reads the environment: an API address set since the outer context counts.
     settings = get_current_settings().copy_with_update(updates={"flows.heartbeat_frequency": None})
+    if _plain_loopback(settings.api.url):
+        ca = _loopback_ca(settings.home)
+        settings = settings.copy_with_update(updates={"api.ssl_cert_file": str(ca)})
     with SettingsContext(profile=current.profile if current else None, settings=settings):  # type: ignore[arg-type]
         yield
+
+
+def _plain_loopback(api_url: str | None) -> bool:
+    """An API on this machine over plain HTTP (the local server, the test harness)."""
+    if not api_url:
+        return False
+    parts = urlsplit(api_url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _loopback_ca(home: Path) -> Path:
+    """A one-certificate CA file for clients of a plain-HTTP local API.
+
+    Every Prefect client builds a TLS context from its CA file, even for an `http://` API that
+    never uses it: a full CA bundle (certifi's, the system's) costs ~38 ms a client here, and a flow run makes several
+    (a simulated campaign day, ~20). One certificate costs under 1 ms. TLS is never negotiated
+    with a plain-HTTP API, so which certificate it holds does not matter.
+    """
+    import certifi
+
+    path = Path(home).expanduser() / "loopback-ca.pem"
+    if not path.exists():
+        bundle = Path(certifi.where()).read_text(encoding="ascii")
+        end = "-----END CERTIFICATE-----"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(bundle[: bundle.index(end) + len(end)] + "\n", encoding="ascii")
+        partial.replace(path)  # whole or not at all, whichever process gets there first
+    return path
 
 
 def flush_to_server(timeout: float = 15.0) -> None:
