@@ -52,10 +52,13 @@ def demo(
     if final:
         outcomes = final.get("by_outcome", {})
         err.print(
-            f"线索 {final.get('leads')} 条 → 移送 {final.get('referrals')} 件;立案 {outcomes.get('case_filed', 0)},"
-            f" 责令改正 {outcomes.get('ordered_to_correct', 0)}, 督促清理 {outcomes.get('info_removed', 0)},"
-            f" 移送外地 {outcomes.get('transferred_out', 0)}, 办理中 {outcomes.get('pending', 0)};"
-            f" 按期办结率 {final.get('on_time_rate')}; 挂牌督办 {final.get('listed_for_supervision')}"
+            f"线索 {final.get('leads')} 条 → 移送 {final.get('referrals')} 件;"
+            f"按期办结率 {final.get('on_time_rate')};挂牌督办 {final.get('listed_for_supervision')} 件"
+        )
+        err.print(
+            f"  立案 {outcomes.get('case_filed', 0)}, 责令改正 {outcomes.get('ordered_to_correct', 0)},"
+            f" 督促清理 {outcomes.get('info_removed', 0)}, 移送外地 {outcomes.get('transferred_out', 0)},"
+            f" 办理中 {outcomes.get('pending', 0)}"
         )
         for kind, path in (final.get("files") or {}).items():
             err.print(f"  报告 {kind:8} {Path(path).resolve()}")

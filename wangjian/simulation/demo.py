@@ -231,9 +231,9 @@ class WeekTally:
 
     def line(self, day: date) -> str:
         return (
-            f"  {day:%m-%d}止一周  线索 {self.leads:>4}  移送 {self.referrals:>4}  办结 {self.outcomes:>4}"
-            f"  提醒 {self.reminders:>3}  催办 {self.escalations:>3}  督办 {self.listed:>3}"
-            f"  邮件 {self.mails:>3}"
+            f"  {day:%m-%d}止一周 线索 {self.leads:>4} 移送 {self.referrals:>4} 办结 {self.outcomes:>4}"
+            f" 提醒 {self.reminders:>3} 催办 {self.escalations:>3} 督办 {self.listed:>3}"
+            f" 邮件 {self.mails:>3}"
         )
 
 
