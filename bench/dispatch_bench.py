@@ -78,6 +78,31 @@ def _ledger(database_url: str, work: Path) -> Any:
 # --- the phases, each run in a child process ---------------------------------------------------
 
 
+def _children_peak_mib() -> dict[str, float]:
+    """Peak RSS (VmHWM) of this process's live children, by role, read from /proc (Linux).
+
+    The dispatcher writes large files from a process of its own and the Prefect test server runs
+    in another: the flow's own peak leaves both out.
+    """
+    peaks: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent != os.getpid():
+                continue
+            folder = stat.parent
+            command = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (folder / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")), 0)
+        if "resource_tracker" in command:
+            continue
+        role = "dispatcher" if "multiprocessing" in command else "prefect_server"
+        peaks[role] = max(peaks.get(role, 0.0), int(hwm) / 1024)
+    return peaks
+
+
 def _warm_up() -> None:
     """Start the Prefect server and engine before the clock does (a flow that does nothing)."""
     from prefect import flow
@@ -121,8 +146,9 @@ def phase_dispatch(path: Path, database_url: str, work: Path) -> dict[str, Any]:
         start = time.perf_counter()
         summary = dispatch_leads(path=str(path), as_of="2021-10-25", send=False)
         seconds = time.perf_counter() - start
+        children = _children_peak_mib()
     summary.pop("terms", None)
-    return {"rows": summary["rows"], "seconds": seconds, "summary": summary}
+    return {"rows": summary["rows"], "seconds": seconds, "summary": summary, "children": children}
 
 
 def phase_naive(path: Path, database_url: str, work: Path, leads: int) -> dict[str, Any]:
@@ -285,7 +311,12 @@ def main() -> None:
             f"{label:44} {result['rows']:>10,} {result['seconds']:>9.2f} {rate:>10,.0f}"
             f" {result['peak_rss_mib']:>7,.0f} MiB"
         )
+    for label, result in results.items():
+        for role, mib in (result.get("children") or {}).items():
+            print(f"  {label}: its {role.replace('_', ' ')} process peaked at {mib:,.0f} MiB")
     floor, full = results[runs[0][1]], results[runs[1][1]]
+    # The memory bar counts what the import holds: the flow's process and its dispatcher.
+    full_peak = full["peak_rss_mib"] + (full.get("children") or {}).get("dispatcher", 0.0)
     rate = full["rows"] / full["seconds"]
     ratio = full["seconds"] / floor["seconds"]
     naive = results[runs[2][1]]
@@ -296,7 +327,7 @@ def main() -> None:
     print(
         f"bar: {rate:,.0f} leads/s {'≥' if rate >= BAR_RATE else '<'} {BAR_RATE:,} · "
         f"{ratio:.2f}x {'≤' if ratio <= BAR_FLOOR_RATIO else '>'} {BAR_FLOOR_RATIO}x · "
-        f"peak {full['peak_rss_mib']:,.0f} MiB {'≤' if full['peak_rss_mib'] <= BAR_RSS_MIB else '>'} "
+        f"peak {full_peak:,.0f} MiB (flow + dispatcher) {'≤' if full_peak <= BAR_RSS_MIB else '>'} "
         f"{BAR_RSS_MIB:,} MiB"
     )
     summary = full.get("summary", {})
