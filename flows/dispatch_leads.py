@@ -29,7 +29,7 @@ from tasks.intake import check_leads, open_import, read_leads
 from tasks.listed import flag_listed_operators
 from wangjian.bootstrap import get_app
 from wangjian.intake import CHUNK_ROWS
-from wangjian.ledger.dispatcher import writes_apart
+from wangjian.ledger.dispatcher import dispatcher, writes_apart
 
 IN_FLIGHT = 2  # chunks referred while the next is read: enough to keep both stages busy
 
@@ -59,7 +59,10 @@ def dispatch_leads(
     if plan.finished:
         return {**plan.summary(), "already_imported": True}
     progress = start_progress(plan)
-    apart = writes_apart(get_app(), plan.file.estimated_rows)  # a large file: written beside
+    app = get_app()
+    apart = writes_apart(app, plan.file.estimated_rows)  # a large file: written beside
+    if apart:
+        dispatcher(app).start()  # it starts up while the first chunk is checked
     in_flight: deque[PrefectFuture[dict[str, Any]]] = deque()
     rows_done = plan.state.rows_done
     for raw in read_leads(plan.file, chunk_rows):

@@ -306,6 +306,15 @@ class LeadBatch:
         return cls(leads, routing.referrals, rejected_rows, last_row, rows)
 
 
+def warm_up(app: App) -> None:
+    """Do now what the first chunk would otherwise wait for: a connection to the ledger and, on
+    SQLite, the open-keys bitmap built from the referrals open there (read without the write
+    lock; each chunk catches it up under the lock with what was made since)."""
+    with app.engine.connect() as connection:
+        if app.engine.dialect.name == "sqlite":
+            _open_keys(app.engine).catch_up(connection)
+
+
 def dispatch_batch(*, app: App, import_id: int, batch: LeadBatch) -> dict[str, Any]:
     """Write one chunk in one transaction; returns its counts (empty if it was done before)."""
     with _dispatch_transaction(app) as session:

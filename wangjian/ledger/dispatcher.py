@@ -24,7 +24,7 @@ from typing import Any
 from wangjian.bootstrap import App
 from wangjian.campaign import CampaignConfig
 from wangjian.ledger.db import create_ledger_engine, session_factory
-from wangjian.ledger.dispatch import LeadBatch, dispatch_batch
+from wangjian.ledger.dispatch import LeadBatch, dispatch_batch, warm_up
 from wangjian.settings import Settings
 
 EXTRA = "dispatcher"  # where an App keeps its dispatcher process
@@ -46,6 +46,11 @@ def _start(settings: Settings, config: CampaignConfig) -> None:
     _child_app = App(
         settings=settings, config=config, engine=engine, sessions=session_factory(engine)
     )
+
+
+def _warm_up() -> None:
+    assert _child_app is not None, "the dispatcher process was not started"
+    warm_up(_child_app)
 
 
 def _dispatch(import_id: int, batch: LeadBatch) -> dict[str, Any]:
@@ -72,6 +77,12 @@ class Dispatcher:
                     initargs=(self._app.settings, self._app.config),
                 )
             return self._pool
+
+    def start(self) -> None:
+        """Start the process now, without waiting for it: it starts up (a fresh interpreter,
+        the imports, the ledger's connection and open-keys bitmap, seconds in all) while the
+        first chunk is read and checked. Its first chunk then finds it ready."""
+        self._executor().submit(_warm_up)
 
     def dispatch(self, import_id: int, batch: LeadBatch) -> dict[str, Any]:
         """Write one chunk in the dispatcher process; its counts, as `dispatch_batch` returns."""
