@@ -27,11 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Date,
     Integer,
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     func,
@@ -41,6 +44,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -1075,7 +1079,12 @@ class _PostgresWriter(_Writer):
             self._copy("referrals", rows)
 
     def new_referrals(self, ids: np.ndarray) -> Any:
-        return Referral.id.in_(ids.tolist())
+        # The sequence hands each id out once: if ours are contiguous, the range is ours alone.
+        low, high = int(ids.min()), int(ids.max())
+        if high - low + 1 == len(ids):
+            return Referral.id.between(low, high)
+        # One array parameter, not an IN list of tens of thousands of bound ones.
+        return Referral.id == any_(bindparam("new_ids", ids.tolist(), type_=ARRAY(BigInteger)))
 
     def open_referrals(self, key: str, category: str, values: list[str]) -> list[Any]:
         result = self.connection.exec_driver_sql(
