@@ -1031,16 +1031,12 @@ class _PostgresWriter(_Writer):
     def reserve_ids(self, table: str, n: int) -> np.ndarray:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        values = (
-            self.connection.exec_driver_sql(
-                f"select nextval(pg_get_serial_sequence('{table}', 'id')) "
-                "from generate_series(1, %(n)s)",
-                {"n": n},
-            )
-            .scalars()
-            .all()
-        )
-        return np.asarray(values, dtype=np.int64)
+        rows = self.connection.exec_driver_sql(
+            f"select nextval(pg_get_serial_sequence('{table}', 'id')) "
+            "from generate_series(1, %(n)s)",
+            {"n": n},
+        ).cursor.fetchall()  # the driver's tuples: SQLAlchemy rows cost a second per 200,000
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
 
     def _copy(self, table: str, rows: _Rows) -> None:
         import psycopg
