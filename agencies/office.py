@@ -17,6 +17,7 @@ from agencies.timing import ack_ladder, freeze_policy
 from wangjian.bootstrap import App
 from wangjian.campaign.models import SlaPolicy
 from wangjian.domain.deadlines import compute_due
+from wangjian.domain.dedup import identity_keys
 from wangjian.ledger.clocks import cancel_clock, open_clock
 from wangjian.ledger.events import record_event
 from wangjian.ledger.extensions import approve_extension, refuse_extension
@@ -227,11 +228,14 @@ def create_referral(
     if lead.listed_operator_id is not None and policy.listed_operator_outcome is not None:
         limit = policy.listed_operator_outcome
     due = compute_due(app.calendar, at, limit, tz=app.tz)
+    listing, operator = identity_keys(lead)
     referral = Referral(
         lead_id=lead.id,
         agency_code=party.code,
         kind=kind,
         category=category or lead.category,
+        listing_key=listing,  # so that later leads about it add evidence, as for dispatch's
+        operator_key=operator,
         status="open",
         reason=reason,
         rule=rule,

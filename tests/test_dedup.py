@@ -10,6 +10,8 @@ from wangjian.domain.dedup import (
     KEY_LENGTH,
     listing_key,
     listing_keys,
+    match_hash,
+    match_hashes,
     operator_keys,
     repeated_in_chunk,
     resolve_attachments,
@@ -91,3 +93,16 @@ def test_a_referral_open_in_the_ledger_takes_those_that_match_it() -> None:
     made, target = resolve_attachments(frame, np.array([41, -1, -1]))
     assert made.tolist() == [False, False, True]
     assert target.tolist() == [41, 41, -3]
+
+
+def test_match_hashes_are_of_the_category_and_the_key() -> None:
+    categories = np.array(["trademark", "trademark", "price", None, "price"], dtype=object)
+    keys = np.array(
+        ["a.example.com/1", "a.example.com/1", "a.example.com/1", "x", None], dtype=object
+    )
+    hashes = match_hashes(categories, keys).tolist()
+    assert hashes == [match_hash(c, k) for c, k in zip(categories, keys, strict=True)]
+    assert hashes[0] == hashes[1] != hashes[2]  # the same key in another category is another
+    assert hashes[4] is None and all(-(2**63) <= h < 2**63 for h in hashes[:4])
+    # Stored in the ledger: the value must never change (migration 0003 computed it too).
+    assert match_hash("trademark", "a.example.com/1") == -850052117115020916

@@ -49,3 +49,59 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with app.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     app.dispose()
+
+
+def test_migration_0003_hashes_existing_referrals_and_can_be_reversed(tmp_path: Path) -> None:
+    """Referrals made before 0003 are found by their hashes after it; downgrading restores the
+    indexes on the keys' text."""
+    import sqlite3
+    from contextlib import closing
+
+    from alembic import command
+
+    from wangjian.domain.dedup import match_hash
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    app = build_app(make_settings(tmp_path, url))
+    config = migrate.alembic_config(url)
+    command.upgrade(config, "0002")
+    with closing(sqlite3.connect(tmp_path / "old.db")) as connection, connection:
+        connection.execute(
+            "insert into parties (code, kind, name_zh, name_en, contact_email, active,"
+            " token_version) values ('samr', 'member', '市场监管局', 'SAMR', 'a@b.cn', 1, 1)"
+        )
+        connection.execute(
+            "insert into leads (id, source, source_lead_id, region_code, found_on,"
+            " suspected_crime, status, priority, received_at) values"
+            " (1, 's', 'L1', '140105', '2021-10-22', 0, 'referred', 'normal', '2021-10-25'),"
+            " (2, 's', 'L2', '140105', '2021-10-22', 0, 'referred', 'normal', '2021-10-25')"
+        )
+        connection.execute(
+            "insert into referrals (id, lead_id, agency_code, kind, category, listing_key,"
+            " operator_key, status, reason, rule, received_at, ack_due_on, due_on,"
+            " original_due_on, provisional, priority, extension_days, evidence_count) values"
+            " (1, 1, 'samr', 'referral', 'trademark', 'shop.example.com/item/1', 'cc:X', 'open',"
+            " 'r', 'category_owner', '2021-10-25 02:00:00', '2021-10-26', '2021-11-08',"
+            " '2021-11-08', 0, 'normal', 0, 0),"
+            " (2, 2, 'samr', 'referral', 'price', null, null, 'open', 'r', 'category_owner',"
+            " '2021-10-25 02:00:00', '2021-10-26', '2021-11-08', '2021-11-08', 0, 'normal', 0, 0)"
+        )
+    migrate.upgrade(app.engine)
+    with app.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "select id, listing_hash, operator_hash from referrals order by id"
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, match_hash("trademark", "shop.example.com/item/1"), match_hash("trademark", "cc:X")),
+        (2, None, None),
+    ]
+    indexes = {i["name"] for i in inspect(app.engine).get_indexes("referrals")}
+    assert {"ix_referrals_listing_hash", "ix_referrals_operator_hash"} <= indexes
+    assert "ix_referrals_listing" not in indexes
+    app.engine.dispose()
+    command.downgrade(config, "0002")
+    indexes = {i["name"] for i in inspect(app.engine).get_indexes("referrals")}
+    columns = {c["name"] for c in inspect(app.engine).get_columns("referrals")}
+    assert {"ix_referrals_listing", "ix_referrals_operator"} <= indexes
+    assert "listing_hash" not in columns
+    app.dispose()

@@ -11,6 +11,7 @@ from agencies.answers import request_extension, return_referral
 from agencies.errors import Refused
 from agencies.office import decide_extension, reassign_referral, revoke_links, route_held_lead
 from wangjian.bootstrap import App
+from wangjian.domain.dedup import listing_key, match_hash
 from wangjian.ledger.clocks import clock_of
 from wangjian.ledger.db import transaction
 from wangjian.ledger.models import Event, Extension, Lead, Notice, Party, Referral
@@ -105,6 +106,11 @@ def test_reassigning_a_returned_referral_opens_a_new_one(app: App) -> None:
         assert old is not None and new is not None
         assert (old.status, old.replaced_by) == ("reassigned", new_id)
         assert (new.status, new.agency_code, new.lead_id) == ("open", "ip", old.lead_id)
+        lead = session.get(Lead, new.lead_id)
+        assert lead is not None and lead.url  # found again by later leads about it:
+        assert new.listing_key == listing_key(lead.url)
+        assert new.listing_hash == match_hash(new.category, new.listing_key) is not None
+        assert new.operator_hash == match_hash(new.category, new.operator_key) is not None
         old_clock = clock_of(session, subject_type="referral", subject_id=old_id)
         new_clock = clock_of(session, subject_type="referral", subject_id=new_id)
         assert old_clock is not None and old_clock.status == "cancelled"

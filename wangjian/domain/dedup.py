@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,6 +83,48 @@ def operator_keys(credit_codes: np.ndarray, names: np.ndarray, regions: np.ndarr
             for r, n in zip(regions[named], normalised, strict=True)
         ]
         out[named] = keys
+    return out
+
+
+def identity_keys(lead: Any) -> tuple[str | None, str | None]:
+    """The listing key and operator key of one lead (anything with the lead file's fields)."""
+
+    def text(name: str) -> str:
+        return str(getattr(lead, name, None) or "")
+
+    operator = operator_keys(
+        np.array([text("credit_code")], dtype=object),
+        np.array([text("operator_name")], dtype=object),
+        np.array([text("region_code")], dtype=object),
+    )[0]
+    return listing_key(text("url")), operator
+
+
+def match_hash(category: str | None, key: str | None) -> int | None:
+    """A signed 64-bit digest of (category, key): what the ledger indexes to find the open
+    referrals about a listing or an operator. Eight bytes instead of a URL keep that index, into
+    which every referral goes at a random place, a fraction of the size; a match is confirmed on
+    the key itself, so a collision costs a lookup, never a wrong attachment."""
+    if key is None or pd.isna(key):
+        return None
+    text = f"{category or ''}\x1f{key}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+
+def match_hashes(categories: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """`match_hash` of each (category, key) pair (None where there is no key), each distinct
+    pair hashed once."""
+    out = np.full(len(keys), None, dtype=object)
+    has = ~pd.isna(keys)
+    if has.any():
+        named = pd.Series(categories[has], dtype=object).fillna("").to_numpy(dtype=object)
+        codes, distinct = pd.factorize(named + "\x1f" + keys[has])
+        digest, to_int = hashlib.blake2b, int.from_bytes
+        hashed = [
+            to_int(digest(text.encode(), digest_size=8).digest(), "big", signed=True)
+            for text in distinct
+        ]
+        out[has] = np.array(hashed, dtype=object)[codes]
     return out
 
 

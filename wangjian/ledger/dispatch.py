@@ -53,6 +53,7 @@ from wangjian.bootstrap import App
 from wangjian.domain.deadlines import DueDate, compute_due
 from wangjian.domain.dedup import (
     listing_keys,
+    match_hashes,
     operator_keys,
     repeated_in_chunk,
     resolve_attachments,
@@ -81,6 +82,7 @@ OPEN_STATUSES = ("open", "acknowledged")
 ACTOR = "system:dispatch"
 ADVISORY_LOCK = 0x77616E676A69  # "wangji": one dispatcher writes at a time on PostgreSQL
 REFERRAL_KINDS = ("referral", "crime", "transfer_out")
+HASHES = {"listing_key": "listing_hash", "operator_key": "operator_hash"}  # key -> its column
 ZERO_COUNTS: dict[str, Any] = {
     "rows": 0,
     "imported": 0,
@@ -294,7 +296,9 @@ class LeadBatch:
         last_row: int,
         rows: int,
     ) -> LeadBatch:
-        """Join checked rows, their routing and their identity keys into a batch."""
+        """Join checked rows, their routing and their identity keys into a batch; each
+        referral gets the match hashes of its category and its lead's keys (computed here, in
+        the checking stage, not in the writer's)."""
         leads = valid.assign(
             category=routing.category,
             category_origin=routing.category_origin,
@@ -307,7 +311,16 @@ class LeadBatch:
                 valid["region_code"].to_numpy(dtype=object),
             ),
         )
-        return cls(leads, routing.referrals, rejected_rows, last_row, rows)
+        referrals = routing.referrals
+        position = referrals["lead"].to_numpy(dtype=np.int64)
+        categories = referrals["category"].to_numpy(dtype=object)
+        referrals = referrals.assign(
+            **{
+                HASHES[key]: match_hashes(categories, leads[key].to_numpy(dtype=object)[position])
+                for key in HASHES
+            }
+        )
+        return cls(leads, referrals, rejected_rows, last_row, rows)
 
 
 def warm_up(app: App) -> None:
@@ -553,6 +566,8 @@ def _insert_referrals(
                 "category": part["category"].tolist(),
                 "listing_key": part["listing_key"].tolist(),
                 "operator_key": part["operator_key"].tolist(),
+                "listing_hash": part["listing_hash"].tolist(),
+                "operator_hash": part["operator_hash"].tolist(),
                 "reason": part["reason"].tolist(),
                 "rule": part["rule"].tolist(),
                 "evidence_count": [evidence.get(i, 0) for i in ids] if evidence else [0] * len(ids),
@@ -672,20 +687,20 @@ def _open_matches(writer: _Writer, candidates: pd.DataFrame) -> np.ndarray:
     """For each candidate, the id of an open referral to the same agency about the same
     listing or operator and category (-1 if none)."""
     known = np.full(len(candidates), -1, dtype=np.int64)
-    for key in ("listing_key", "operator_key"):
-        frame = candidates[["agency", "category", key]].dropna()
+    for key, hashed in HASHES.items():
+        frame = candidates[["agency", "category", key, hashed]].dropna()
         if writer.open_keys is not None and not frame.empty:
             # Only keys that may be open are looked up; the others certainly are not.
             hashes = _OpenKeys.hashes(frame["agency"], frame["category"], frame[key])
             frame = frame[writer.open_keys.may_contain(hashes)]
         if frame.empty:
             continue
-        found: list[tuple[int, str, str, str]] = []
-        for category, group in frame.groupby("category", sort=False):
-            values = pd.unique(group[key].to_numpy(dtype=object)).tolist()
-            found += writer.open_referrals(key, str(category), values)
+        values = pd.unique(frame[hashed].to_numpy(dtype=np.int64)).tolist()
+        # Found by hash, matched below on the key itself (a collision joins nothing).
+        found = writer.open_referrals(key, values)
         if not found:
             continue
+        frame = frame.drop(columns=hashed)
         matches = (
             pd.DataFrame(found, columns=["id", "agency", "category", key])
             .groupby(["agency", "category", key], sort=False)["id"]
@@ -942,8 +957,9 @@ class _Writer:
         """A WHERE clause selecting the referrals just inserted."""
         raise NotImplementedError
 
-    def open_referrals(self, key: str, category: str, values: list[str]) -> list[Any]:
-        """(id, agency, category, key) of open referrals in a category with one of the keys."""
+    def open_referrals(self, key: str, hashes: list[int]) -> list[Any]:
+        """(id, agency, category, key) of open referrals whose hash of (category, key) is one
+        of these (`HASHES[key]`)."""
         raise NotImplementedError
 
 
@@ -1011,13 +1027,13 @@ class _SqliteWriter(_Writer):
         # Contiguous: handed out under the write lock.
         return Referral.id.between(int(ids.min()), int(ids.max()))
 
-    def open_referrals(self, key: str, category: str, values: list[str]) -> list[Any]:
+    def open_referrals(self, key: str, hashes: list[int]) -> list[Any]:
         # One JSON parameter instead of thousands of bound ones; the index does the probing.
         result = self.connection.exec_driver_sql(
             f"select id, agency_code, category, {key} from referrals "
-            f"where category = ? and {key} in (select value from json_each(?)) "
+            f"where {HASHES[key]} in (select value from json_each(?)) "
             "and status in ('open', 'acknowledged')",
-            (category, json.dumps(values, ensure_ascii=False)),
+            (json.dumps(hashes),),
         )
         return list(result.cursor.fetchall())
 
@@ -1082,11 +1098,11 @@ class _PostgresWriter(_Writer):
         # One array parameter, not an IN list of tens of thousands of bound ones.
         return Referral.id == any_(bindparam("new_ids", ids.tolist(), type_=ARRAY(BigInteger)))
 
-    def open_referrals(self, key: str, category: str, values: list[str]) -> list[Any]:
+    def open_referrals(self, key: str, hashes: list[int]) -> list[Any]:
         result = self.connection.exec_driver_sql(
             f"select id, agency_code, category, {key} from referrals "
-            f"where category = %s and {key} = any(%s) and status in ('open', 'acknowledged')",
-            (category, values),
+            f"where {HASHES[key]} = any(%s) and status in ('open', 'acknowledged')",
+            (hashes,),
         )
         return list(result.cursor.fetchall())
 

@@ -27,10 +27,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from wangjian.domain.dedup import match_hash
 
 # Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -186,8 +189,8 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("lead_id", "agency_code"),
         Index("ix_referrals_agency_status", "agency_code", "status"),
-        Index("ix_referrals_listing", "category", "listing_key"),
-        Index("ix_referrals_operator", "category", "operator_key"),
+        Index("ix_referrals_listing_hash", "listing_hash"),
+        Index("ix_referrals_operator_hash", "operator_hash"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"))
@@ -196,6 +199,9 @@ class Referral(Base):
     category: Mapped[str | None] = mapped_column(String(40))
     listing_key: Mapped[str | None] = mapped_column(String(300))
     operator_key: Mapped[str | None] = mapped_column(String(300))
+    # match_hash(category, key) of each: what an open referral is looked up by (set on flush).
+    listing_hash: Mapped[int | None] = mapped_column(BigInteger)
+    operator_hash: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20), default="open")
     # open | acknowledged | closed | returned | reassigned
     reason: Mapped[str] = mapped_column(Text)  # why it went here, in words
@@ -232,6 +238,14 @@ class Referral(Base):
     @policy.setter
     def policy(self, body: dict[str, Any]) -> None:
         self.frozen_policy = FrozenPolicy.of(body) if body else None
+
+
+@event.listens_for(Referral, "before_insert")
+@event.listens_for(Referral, "before_update")
+def _match_hashes(_mapper: Any, _connection: Any, referral: Referral) -> None:
+    """A referral written through the ORM gets the hashes that dispatch writes in bulk."""
+    referral.listing_hash = match_hash(referral.category, referral.listing_key)
+    referral.operator_hash = match_hash(referral.category, referral.operator_key)
 
 
 class Deadline(Base):
