@@ -122,11 +122,16 @@ def test_referral_ids_with_gaps_still_get_one_clock_and_one_notice_each(
     too); the clocks and notices are then derived from the ids themselves, not their range."""
     if app.engine.dialect.name != "postgresql":
         pytest.skip("SQLite hands out ids under the write lock: always contiguous")
-    with app.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "alter sequence referrals_id_seq increment by 3"  # gaps between a chunk's ids
-        )
-    run_import(write_csv(tmp_path / "mixed.csv", mixed_leads()))
+
+    def increment(step: int) -> None:  # the sequence outlives the test's truncated tables
+        with app.engine.begin() as connection:
+            connection.exec_driver_sql(f"alter sequence referrals_id_seq increment by {step}")
+
+    increment(3)  # gaps between a chunk's ids
+    try:
+        run_import(write_csv(tmp_path / "mixed.csv", mixed_leads()))
+    finally:
+        increment(1)
     with app.sessions() as s:
         ids = sorted(s.scalars(select(Referral.id)))
     assert len(ids) == 7 and ids[-1] - ids[0] + 1 > len(ids)
