@@ -105,3 +105,27 @@ def test_migration_0003_hashes_existing_referrals_and_can_be_reversed(tmp_path: 
     assert {"ix_referrals_listing", "ix_referrals_operator"} <= indexes
     assert "listing_hash" not in columns
     app.dispose()
+
+
+def test_sqlite_shrinks_its_write_ahead_log_once_checkpointed(tmp_path: Path) -> None:
+    """A large import leaves no log of its size behind (the log is reused, not shrunk)."""
+    import sqlite3
+
+    from wangjian.ledger.db import WAL_SIZE_LIMIT, create_ledger_engine
+
+    path = tmp_path / "w.db"
+    engine = create_ledger_engine(f"sqlite:///{path}")
+    wal = Path(f"{path}-wal")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("create table scratch (b blob)")
+        for _ in range(WAL_SIZE_LIMIT // 2**20 + 16):
+            connection.exec_driver_sql("insert into scratch values (randomblob(1048576))")
+    assert wal.stat().st_size > WAL_SIZE_LIMIT
+    checkpointer = sqlite3.connect(path, isolation_level=None)  # as dispatch's thread does
+    busy, _frames, _copied = checkpointer.execute("pragma wal_checkpoint(PASSIVE)").fetchone()
+    checkpointer.close()
+    assert busy == 0
+    with engine.begin() as connection:  # the next write starts the log over, and cuts it
+        connection.exec_driver_sql("insert into scratch values (x'00')")
+    assert wal.stat().st_size <= WAL_SIZE_LIMIT
+    engine.dispose()

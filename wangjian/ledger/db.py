@@ -45,6 +45,9 @@ def create_ledger_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.execute("PRAGMA cache_size=-200000")
+            # The log is reused, not shrunk, once checkpointed: a million-lead import would
+            # leave gigabytes of it on disk for as long as the ledger stays open.
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -58,6 +61,7 @@ def create_ledger_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+WAL_SIZE_LIMIT = 64 * 2**20  # bytes of write-ahead log SQLite keeps once it has been checkpointed
 READ_ONLY = "wangjian_read_only"  # execution option of connections that only read
 
 
