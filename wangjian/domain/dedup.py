@@ -107,8 +107,13 @@ def match_hash(category: str | None, key: str | None) -> int | None:
     the key itself, so a collision costs a lookup, never a wrong attachment."""
     if key is None or pd.isna(key):
         return None
-    text = f"{category or ''}\x1f{key}".encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+    return _digest(f"{category or ''}\x1f{key}")
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def match_hashes(categories: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -118,13 +123,8 @@ def match_hashes(categories: np.ndarray, keys: np.ndarray) -> np.ndarray:
     has = ~pd.isna(keys)
     if has.any():
         named = pd.Series(categories[has], dtype=object).fillna("").to_numpy(dtype=object)
-        codes, distinct = pd.factorize(named + "\x1f" + keys[has])
-        digest, to_int = hashlib.blake2b, int.from_bytes
-        hashed = [
-            to_int(digest(text.encode(), digest_size=8).digest(), "big", signed=True)
-            for text in distinct
-        ]
-        out[has] = np.array(hashed, dtype=object)[codes]
+        codes, distinct = pd.factorize(named + "\x1f" + keys[has])  # as match_hash joins them
+        out[has] = np.array([_digest(text) for text in distinct], dtype=object)[codes]
     return out
 
 
